@@ -1,0 +1,71 @@
+"""The ASGI app: native API, Open Inference Protocol V2, metrics, OpenAPI and docs.
+
+The app starts and stops the :class:`~rendezvous.service.Rendezvous` it wraps in its
+lifespan, so ``uvicorn`` (or any ASGI server) owns the whole lifecycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from ..service import Rendezvous
+from . import native, oip
+from .http import JSONResponse
+from .openapi import DOCS_HTML, openapi_document
+
+__all__ = ["create_app"]
+
+DEFAULT_MAX_BODY = 1 << 20  # 1 MiB: thousands of rows; larger batches belong in files
+
+
+async def metrics(request: Request) -> Response:
+    service: Rendezvous = request.app.state.rendezvous
+    return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> JSONResponse:
+    return JSONResponse(openapi_document())
+
+
+async def docs(request: Request) -> HTMLResponse:
+    return HTMLResponse(DOCS_HTML)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+
+def create_app(service: Rendezvous, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> Starlette:
+    """An ASGI app serving ``service``; its lifespan starts and stops the service."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = Starlette(
+        routes=[
+            *native.routes,
+            *oip.routes,
+            Route("/metrics", metrics, methods=["GET"]),
+            Route("/openapi.json", openapi, methods=["GET"]),
+            Route("/docs", docs, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+    )
+    app.state.rendezvous = service
+    app.state.max_body_bytes = max_body_bytes
+    return app

@@ -1,0 +1,251 @@
+"""The Archive: every request as the models saw it, every score, every rendezvous choice.
+
+Writes never happen on the request path: ``put_*`` appends to a buffer in memory and a
+writer thread stores whole batches (``_store``). The buffer is bounded by the number of
+requests waiting to be written; when it is full the API refuses new requests (503) rather
+than accept work it might lose. ``stop()`` flushes everything accepted.
+
+A backend implements the storage verbs (``_open``, ``_store``, ``_close``) and the queries;
+the :class:`Archive` base class owns buffering, the writer thread and the lifecycle.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from ..errors import ArchiveError
+from ..messages import Score
+
+__all__ = ["Archive", "DecoyInput", "RequestRecord"]
+
+log = logging.getLogger("rendezvous.archive")
+
+
+class RequestRecord(msgspec.Struct, frozen=True, gc=False):
+    """A request as the models saw it, and the rendezvous choice that answered it."""
+
+    id: str
+    deployment: str
+    received_at: float
+    features: list[float]
+    model: str | None  # the model whose score was returned; None when the default answered
+    version: str | None
+    reason: str  # champion | fallback:<model> | default | error
+    prediction: Any = None
+    latency_ms: float = 0.0
+
+
+class DecoyInput(msgspec.Struct, frozen=True, gc=False):
+    """An input exactly as a decoy received it from the input stream."""
+
+    request_id: str
+    deployment: str
+    model: str
+    features: list[float]
+    received_at: float
+
+
+class Archive(ABC):
+    """Buffered, batched archive. Subclasses store batches and answer queries."""
+
+    def __init__(self, *, max_buffer: int = 100_000, flush_interval: float = 0.1) -> None:
+        self.max_buffer = max_buffer
+        self.flush_interval = flush_interval
+        self._lock = threading.Lock()  # guards the buffers; held only to swap or append
+        # One batch in flight at a time, whoever flushes (writer thread, flush(), stop()):
+        # batches reach the backend in the order they were accepted, and a backend only
+        # ever sees one writer at a time.
+        self._flush_lock = threading.Lock()
+        self._inflight = 0  # requests taken from the buffer but not yet stored
+        self._wake = threading.Event()
+        self._requests: list[RequestRecord] = []
+        self._scores: list[Score] = []
+        self._inputs: list[DecoyInput] = []
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._failures = 0
+        self.written = {"requests": 0, "scores": 0, "inputs": 0}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        try:
+            self._open()
+        except ArchiveError:
+            raise
+        except Exception as exc:
+            raise ArchiveError(f"cannot open archive {self!r}: {exc}") from exc
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="archive-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Flush everything accepted, then close. Idempotent."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stopping = True
+        self._wake.set()
+        thread.join(timeout)
+        self._thread = None
+        try:
+            self._flush()  # anything that raced the writer's last pass
+        finally:
+            self._close()
+
+    def __enter__(self) -> Archive:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- writing (called from the event loop; must stay cheap) ------------------------------
+
+    @property
+    def backlog(self) -> int:
+        """Requests accepted but not yet written (including a batch being written)."""
+        return len(self._requests) + self._inflight
+
+    @property
+    def full(self) -> bool:
+        return self.backlog >= self.max_buffer
+
+    def put_request(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._requests.append(record)
+
+    def put_scores(self, scores: Sequence[Score]) -> None:
+        with self._lock:
+            self._scores.extend(scores)
+
+    def put_inputs(self, inputs: Sequence[DecoyInput]) -> None:
+        with self._lock:
+            self._inputs.extend(inputs)
+
+    def flush(self) -> None:
+        """Write everything buffered now (from any thread)."""
+        self._flush()
+
+    # -- writer thread ------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            try:
+                self._flush()
+            except ArchiveError:
+                # Only raised once stopping: the batch is back in the buffer, and stop()'s
+                # own flush retries it and reports the failure to its caller, not to a
+                # thread nobody joins.
+                return
+
+    def _flush(self) -> None:
+        with self._flush_lock:
+            with self._lock:
+                reqs, self._requests = self._requests, []
+                scores, self._scores = self._scores, []
+                inputs, self._inputs = self._inputs, []
+                self._inflight = len(reqs)
+            if not (reqs or scores or inputs):
+                return
+            try:
+                self._store_retrying(reqs, scores, inputs)
+            except ArchiveError:
+                with self._lock:  # in front of anything accepted since, to keep the order
+                    self._requests[:0] = reqs
+                    self._scores[:0] = scores
+                    self._inputs[:0] = inputs
+                raise
+            finally:
+                self._inflight = 0
+            self.written["requests"] += len(reqs)
+            self.written["scores"] += len(scores)
+            self.written["inputs"] += len(inputs)
+
+    def _store_retrying(
+        self,
+        reqs: list[RequestRecord],
+        scores: list[Score],
+        inputs: list[DecoyInput],
+    ) -> None:
+        while True:
+            try:
+                self._store(reqs, scores, inputs)
+                self._failures = 0
+                return
+            except Exception as exc:
+                # Keep the batch: nothing accepted may be lost. Back off and try again.
+                self._failures += 1
+                log.error("archive write failed (attempt %d): %s", self._failures, exc)
+                if self._stopping and self._failures >= 5:
+                    raise ArchiveError(f"archive write failed on shutdown: {exc}") from exc
+                time.sleep(min(2.0, 0.05 * 2**self._failures))
+
+    # -- backend verbs ----------------------------------------------------------------------
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Connect and create or migrate the schema."""
+
+    @abstractmethod
+    def _store(
+        self,
+        requests: Sequence[RequestRecord],
+        scores: Sequence[Score],
+        inputs: Sequence[DecoyInput],
+    ) -> None:
+        """Store one batch atomically (all or nothing)."""
+
+    @abstractmethod
+    def _close(self) -> None:
+        """Release connections."""
+
+    # -- queries ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def get_request(self, request_id: str) -> RequestRecord | None:
+        """The archived request, or None."""
+
+    @abstractmethod
+    def scores_for_request(self, request_id: str) -> list[Score]:
+        """Every model's score for one request."""
+
+    @abstractmethod
+    def scores_for_model(
+        self,
+        deployment: str,
+        model: str,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[Score]:
+        """One model's scores, oldest first, computed in ``[since, until)`` (wall clock)."""
+
+    @abstractmethod
+    def requests(
+        self,
+        deployment: str,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[RequestRecord]:
+        """Archived requests of a deployment, oldest first, received in ``[since, until)``."""
+
+    @abstractmethod
+    def decoy_inputs(self, request_id: str) -> list[DecoyInput]:
+        """What each decoy archived for one request."""
+
+    @abstractmethod
+    def counts(self, deployment: str) -> dict[str, int]:
+        """``{"requests": n, "scores": n, "inputs": n}`` for one deployment."""

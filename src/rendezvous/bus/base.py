@@ -1,0 +1,96 @@
+"""The Bus: an input stream every model reads in full, and scores flowing back.
+
+Semantics every backend keeps (the conformance suite in ``tests/bus`` checks them):
+
+* ``publish`` puts a request on its deployment's input stream. Every *group* joined to the
+  deployment receives every request published after it joined; the consumers of one
+  group (replicas of one model) share that group's requests, each delivered to one of them.
+* A group's backlog is bounded (``capacity``). When a slow group falls behind, its oldest
+  requests are dropped and reported to ``on_drop``, never queued without bound, so a lagging
+  shadow cannot hold memory or time that the champion needs.
+* ``receive`` returns what is waiting (up to ``max_items``) as soon as anything is there, or
+  an empty list after ``timeout`` seconds. ``ack`` confirms a batch once its scores are out.
+* ``publish_scores`` delivers scores to the handler subscribed for their ``reply_to`` (the
+  collector of the API process that waits) and to every handler subscribed to all scores
+  (the archive).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+from ..messages import Request, Score
+
+__all__ = ["Bus", "DropHandler", "ScoreHandler"]
+
+ScoreHandler = Callable[[Sequence[Score]], None]
+DropHandler = Callable[[Request], None]
+
+
+class Bus(ABC):
+    """Base class of bus backends. Use as ``async with bus:`` or ``start()``/``stop()``."""
+
+    url: str = ""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook
+        """Connect. Idempotent."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Disconnect. Idempotent."""
+
+    async def __aenter__(self) -> Bus:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the bus can carry traffic right now (reported by ``/v2/health/ready``)."""
+        return True
+
+    @abstractmethod
+    async def join(
+        self,
+        deployment: str,
+        group: str,
+        *,
+        capacity: int = 1000,
+        on_drop: DropHandler | None = None,
+    ) -> None:
+        """Make ``group`` receive every request published to ``deployment`` from now on."""
+
+    @abstractmethod
+    async def publish(self, request: Request) -> None:
+        """Put one request on its deployment's input stream."""
+
+    @abstractmethod
+    async def receive(
+        self,
+        deployment: str,
+        group: str,
+        consumer: str,
+        *,
+        max_items: int,
+        timeout: float,
+    ) -> list[Request]:
+        """Take up to ``max_items`` waiting requests of ``group``; wait up to ``timeout`` s."""
+
+    async def ack(  # noqa: B027 - in-memory delivery needs no acknowledgement
+        self, deployment: str, group: str, requests: Sequence[Request]
+    ) -> None:
+        """Confirm that ``requests`` were handled and their scores published."""
+
+    @abstractmethod
+    async def publish_scores(self, scores: Sequence[Score]) -> None:
+        """Send scores to their ``reply_to`` collector and to every all-scores subscriber."""
+
+    @abstractmethod
+    def subscribe(self, handler: ScoreHandler, *, reply_to: str | None) -> None:
+        """Call ``handler`` with scores for ``reply_to``, or with every score if None."""
+
+    def backlog(self, deployment: str, group: str) -> int:
+        """Requests waiting for ``group`` (0 where the backend cannot tell cheaply)."""
+        return 0

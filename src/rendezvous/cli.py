@@ -1,0 +1,112 @@
+"""The ``rendezvous`` command: serve, validate, demo."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from .errors import ConfigError, RendezvousError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="rendezvous",
+    help="Real-time model serving on the Rendezvous architecture.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+Files = Annotated[list[Path], typer.Argument(help="Deployment files (YAML or JSON).")]
+
+
+def _fail(exc: RendezvousError) -> typer.Exit:
+    if isinstance(exc, ConfigError):
+        err.print(f"[red]✗[/] {exc.source}: {len(exc.problems)} problem(s)")
+        for p in exc.problems:
+            err.print(f"  [bold]{p.loc or '(file)'}[/]: {p.msg}", highlight=False)
+    else:
+        err.print(f"[red]✗[/] {exc}", highlight=False)
+    return typer.Exit(exc.exit_code)
+
+
+@app.command()
+def validate(
+    files: Files,
+    load: Annotated[
+        bool, typer.Option("--load/--no-load", help="Also load every model and enricher.")
+    ] = True,
+) -> None:
+    """Check deployment files: print OK, or every problem with its field path."""
+    from .config import load_deployment
+    from .enrich import build_enrichers
+    from .runtime import load_models
+
+    failed: RendezvousError | None = None
+    for path in files:
+        try:
+            dep = load_deployment(path)
+            if load:
+                build_enrichers(dep)
+                for model in load_models(dep).values():
+                    if hasattr(model, "close"):
+                        model.close()
+        except RendezvousError as exc:
+            failed = exc
+            _fail(exc)
+            continue
+        console.print(f"[green]OK[/] {path}: deployment '{dep.name}', {len(dep.models)} models")
+    if failed is not None:
+        raise typer.Exit(failed.exit_code)
+
+
+@app.command()
+def serve(
+    files: Files,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = 1
+    << 20,
+) -> None:
+    """Serve deployments over HTTP (native API, Open Inference Protocol V2, /metrics)."""
+    from .api.app import create_app
+    from .server import serve as run
+    from .service import Rendezvous
+
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    try:
+        service = Rendezvous.from_files(files)
+    except RendezvousError as exc:
+        raise _fail(exc) from None
+    console.print(f"serving {[d.name for d in service.deployments]} on http://{host}:{port}")
+    run(create_app(service, max_body_bytes=max_body_bytes), host=host, port=port,
+        log_level=log_level)  # fmt: skip
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path, typer.Option(help="Where the demo writes its models, deployment and archive.")
+    ] = Path("rendezvous-demo"),
+    requests: Annotated[int, typer.Option(help="How many requests to send.")] = 3000,
+    concurrency: Annotated[int, typer.Option(help="Requests in flight at once.")] = 16,
+) -> None:
+    """Build an example deployment, serve it over HTTP, drive traffic, compare the models."""
+    from .demo import run_demo
+
+    logging.basicConfig(level="WARNING")
+    try:
+        run_demo(directory, n_requests=requests, concurrency=concurrency, console=console)
+    except RendezvousError as exc:
+        raise _fail(exc) from None
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,203 @@
+"""The rendezvous: a mailbox per request, answered by the deployment's schedule.
+
+The schedule is a preference list of models, each with an optional wait budget measured from
+the moment the request was accepted. The answer is the first model in schedule order that
+has a good score, where a model still inside its budget (or, without one, before the
+deadline) is waited for. At the deadline the first model in schedule order that has answered
+wins; if none has, the configured default answers. Without a default the choice is
+``error``: no model answered and there was nothing to fall back on.
+
+Everything runs on the event loop: scores arrive through :meth:`Collector.deliver`, budgets
+and the deadline are loop timers, so a decision costs no thread hand-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .messages import Score
+
+__all__ = ["Answer", "Collector", "ScheduleStep"]
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleStep:
+    model: str
+    wait_s: float | None = None  # budget from acceptance; None = up to the deadline
+
+
+@dataclass(slots=True)
+class Answer:
+    """What the collector decided for one request."""
+
+    request_id: str
+    prediction: Any
+    probabilities: list[float] | None
+    model: str | None  # None when the default answered or nothing did
+    version: str | None
+    reason: str  # champion | fallback:<model> | default | error
+    latency_ms: float
+    detail: str | None = None  # why the preferred models did not answer, when they did not
+
+    @property
+    def fallback(self) -> bool:
+        return self.reason != "champion"
+
+
+class _Mailbox:
+    __slots__ = ("future", "request_id", "scores", "start", "timers")
+
+    def __init__(self, request_id: str, start: float, future: asyncio.Future[Answer]) -> None:
+        self.request_id = request_id
+        self.start = start
+        self.future = future
+        self.scores: dict[str, Score] = {}
+        self.timers: list[asyncio.TimerHandle] = []
+
+
+class Collector:
+    """Keeps one mailbox per waiting request of one deployment."""
+
+    def __init__(
+        self,
+        schedule: Sequence[ScheduleStep],
+        *,
+        champion: str,
+        deadline_s: float,
+        default: dict[str, Any] | None = None,
+    ) -> None:
+        if not schedule:
+            raise ValueError("a schedule needs at least one model")
+        self.schedule = tuple(schedule)
+        self.champion = champion
+        self.deadline_s = deadline_s
+        self.default = default
+        self._scheduled = frozenset(step.model for step in self.schedule)
+        # distinct budget expiries before the deadline: the moments a decision can change
+        self._checkpoints = sorted(
+            {s.wait_s for s in self.schedule if s.wait_s is not None and s.wait_s < deadline_s}
+        )
+        self._boxes: dict[str, _Mailbox] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        steps = ", ".join(s.model for s in self.schedule)
+        return f"Collector(schedule=[{steps}], deadline_s={self.deadline_s})"
+
+    @property
+    def waiting(self) -> int:
+        return len(self._boxes)
+
+    def open(self, request_id: str) -> asyncio.Future[Answer]:
+        """Open a mailbox; the future resolves with the answer, by the deadline at the latest."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        start = loop.time()
+        box = _Mailbox(request_id, start, loop.create_future())
+        for wait_s in self._checkpoints:
+            box.timers.append(loop.call_at(start + wait_s, self._on_timer, box))
+        box.timers.append(loop.call_at(start + self.deadline_s, self._on_deadline, box))
+        self._boxes[request_id] = box
+        return box.future
+
+    def close(self, request_id: str) -> None:
+        """Forget a mailbox whose caller stopped waiting (for instance, a cancelled request)."""
+        box = self._boxes.pop(request_id, None)
+        if box is not None:
+            for t in box.timers:
+                t.cancel()
+
+    def deliver(self, scores: Sequence[Score]) -> None:
+        """Scores from the bus. Late scores (mailbox already answered) are ignored here;
+        the archive receives every score independently."""
+        boxes = self._boxes
+        scheduled = self._scheduled
+        for score in scores:
+            box = boxes.get(score.request_id)
+            if box is None:
+                continue
+            box.scores[score.model] = score
+            if score.model in scheduled:
+                answer = self._decide(box, final=False)
+                if answer is not None:
+                    self._finish(box, answer)
+
+    # -- decision ---------------------------------------------------------------------------
+
+    def _on_timer(self, box: _Mailbox) -> None:
+        if box.request_id in self._boxes:
+            answer = self._decide(box, final=False)
+            if answer is not None:
+                self._finish(box, answer)
+
+    def _on_deadline(self, box: _Mailbox) -> None:
+        if box.request_id in self._boxes:
+            answer = self._decide(box, final=True)
+            assert answer is not None  # a final decision always answers
+            self._finish(box, answer)
+
+    def _decide(self, box: _Mailbox, *, final: bool) -> Answer | None:
+        assert self._loop is not None
+        elapsed = self._loop.time() - box.start
+        scores = box.scores
+        for step in self.schedule:
+            score = scores.get(step.model)
+            if score is not None:
+                if score.error is None:
+                    return self._from_score(box, score, elapsed)
+                continue
+            if not final and (step.wait_s is None or elapsed < step.wait_s):
+                return None  # this model may still answer and is preferred: wait
+        return self._fallback(box, elapsed)
+
+    def _from_score(self, box: _Mailbox, score: Score, elapsed: float) -> Answer:
+        reason = "champion" if score.model == self.champion else f"fallback:{score.model}"
+        detail = None if reason == "champion" else self._why(box)
+        return Answer(
+            box.request_id,
+            score.prediction,
+            score.probabilities,
+            score.model,
+            score.version,
+            reason,
+            elapsed * 1000.0,
+            detail,
+        )
+
+    def _fallback(self, box: _Mailbox, elapsed: float) -> Answer:
+        detail = self._why(box)
+        if self.default is not None:
+            return Answer(
+                box.request_id,
+                self.default.get("prediction"),
+                self.default.get("probabilities"),
+                None,
+                None,
+                "default",
+                elapsed * 1000.0,
+                detail,
+            )
+        return Answer(box.request_id, None, None, None, None, "error", elapsed * 1000.0, detail)
+
+    def _why(self, box: _Mailbox) -> str:
+        parts = []
+        for step in self.schedule:
+            score = box.scores.get(step.model)
+            if score is None:
+                parts.append(f"{step.model}: no answer in time")
+            elif score.error is not None:
+                parts.append(f"{step.model}: {score.error}")
+            else:
+                break
+        return "; ".join(parts)
+
+    def _finish(self, box: _Mailbox, answer: Answer) -> None:
+        del self._boxes[box.request_id]
+        for t in box.timers:
+            t.cancel()
+        if not box.future.done():
+            box.future.set_result(answer)

@@ -1,0 +1,247 @@
+"""One deployment, running: enrichers, executors on the bus, the collector, the archive.
+
+``predict`` is the request path: validate and enrich each row, publish it to every model,
+wait for the collector's answer, archive the request with the rendezvous choice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from .archive.base import Archive, RequestRecord
+from .bus.base import Bus
+from .collector import Answer, Collector, ScheduleStep
+from .config import Deployment, ModelConfig, Role
+from .enrich import build_enrichers
+from .errors import ConfigError, InputError, ModelLoadError, Overloaded, Problem
+from .executor import DecoyExecutor, Executor, ModelExecutor
+from .inputs import RowParser
+from .messages import Request
+from .metrics import Metrics
+from .models import load_model
+from .models.base import AsyncModel, Model
+
+__all__ = ["DeploymentRuntime", "load_models"]
+
+log = logging.getLogger("rendezvous.runtime")
+
+AnyModel = Model | AsyncModel
+
+
+def load_models(dep: Deployment) -> dict[str, AnyModel]:
+    """Load every computing model of ``dep``; all failures are reported together."""
+    models: dict[str, AnyModel] = {}
+    problems: list[Problem] = []
+    for i, cfg in enumerate(dep.models):
+        if not cfg.computes:
+            continue
+        try:
+            models[cfg.name] = load_model(cfg, dep)
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
+            problems.append(Problem(f"models[{i}].source", message))
+    if problems:
+        raise ConfigError(dep.name, problems)
+    return models
+
+
+class DeploymentRuntime:
+    """A deployment wired to a bus and an archive. Start it, then ``await predict(rows)``."""
+
+    def __init__(
+        self,
+        deployment: Deployment,
+        *,
+        bus: Bus,
+        archive: Archive,
+        metrics: Metrics,
+        instance: str | None = None,
+        models: dict[str, AnyModel] | None = None,
+    ) -> None:
+        self.deployment = dep = deployment
+        self.name = dep.name
+        self.bus = bus
+        self.archive = archive
+        self.metrics = metrics
+        self.instance = instance or uuid.uuid4().hex[:12]
+        self.reply_to = f"{self.instance}/{dep.name}"
+        self.parser = RowParser(dep.input_schema, build_enrichers(dep))
+        self.collector = Collector(
+            [
+                ScheduleStep(e.model, e.wait_ms / 1000.0 if e.wait_ms else None)
+                for e in dep.schedule_entries()
+            ],
+            champion=dep.champion.name,
+            deadline_s=dep.deadline_ms / 1000.0,
+            default=dep.default,
+        )
+        self._preloaded = models
+        self.models: dict[str, AnyModel] = {}
+        self.executors: dict[str, Executor] = {}
+        self._ids = itertools.count()
+        self._started = False
+        name = dep.name
+        self._latency = metrics.latency.labels(name)
+        self._outcomes = {o: metrics.requests.labels(name, o) for o in _OUTCOMES}
+        self._fallbacks = {
+            m.name: metrics.fallbacks.labels(name, m.name) for m in dep.models if m.computes
+        }
+
+    def __repr__(self) -> str:
+        return f"<DeploymentRuntime {self.name} models={list(self.executors)}>"
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        dep = self.deployment
+        if self._preloaded is not None:
+            self.models = dict(self._preloaded)
+        else:
+            self.models = await asyncio.to_thread(load_models, dep)
+        self.bus.subscribe(self.collector.deliver, reply_to=self.reply_to)
+        for cfg in dep.models:
+            executor = self._executor(cfg)
+            await executor.start()
+            self.executors[cfg.name] = executor
+        m = self.metrics
+        m.waiting.labels(self.name).set_function(lambda: self.collector.waiting)
+        m.archive_backlog.labels(self.name).set_function(lambda: self.archive.backlog)
+        for cfg in dep.models:
+            m.queue_depth.labels(self.name, cfg.name).set_function(
+                lambda n=cfg.name: self.bus.backlog(self.name, n)
+            )
+        self._started = True
+
+    def _executor(self, cfg: ModelConfig) -> Executor:
+        common: dict[str, Any] = {
+            "batch": cfg.batch,
+            "capacity": cfg.queue_size,
+            "metrics": self.metrics,
+            "consumer": self.instance,
+        }
+        if cfg.role is Role.DECOY:
+            return DecoyExecutor(self.bus, self.name, cfg.name, self.archive, **common)
+        return ModelExecutor(
+            self.bus, self.name, self.models[cfg.name], inline=cfg.inline, **common
+        )
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop the executors once they have drained what is queued. Idempotent."""
+        if not self._started:
+            return
+        self._started = False
+        await asyncio.gather(*(e.stop(timeout) for e in self.executors.values()))
+        self.executors.clear()
+
+    # -- the request path -----------------------------------------------------------------
+
+    async def predict(self, rows: Sequence[Any], *, loc: str = "inputs") -> list[Answer]:
+        """Answer each row. All rows are validated before any is accepted."""
+        if len(rows) > self.deployment.max_batch_rows:
+            raise InputError(
+                f"at most {self.deployment.max_batch_rows} rows per request, got {len(rows)}", loc
+            )
+        if not rows:
+            raise InputError("expected at least one row", loc)
+        vectors = [self.parser.parse(row, f"{loc}[{i}]") for i, row in enumerate(rows)]
+        return await asyncio.gather(*(self._one(v) for v in vectors))
+
+    async def predict_one(self, row: Any, *, loc: str = "input") -> Answer:
+        return await self._one(self.parser.parse(row, loc))
+
+    async def _one(self, features: list[float]) -> Answer:
+        if self.archive.full:
+            self.metrics.rejected.labels(self.name, "overloaded").inc()
+            raise Overloaded(
+                f"deployment '{self.name}': archive backlog is full "
+                f"({self.archive.max_buffer} requests); try again shortly"
+            )
+        request = Request(
+            f"{self.instance}-{next(self._ids)}",
+            self.name,
+            features,
+            time.time(),
+            self.reply_to,
+        )
+        future = self.collector.open(request.id)
+        answer: Answer | None = None
+        try:
+            await self.bus.publish(request)
+            answer = await future
+        finally:
+            if answer is None:  # the caller went away: the request was still accepted
+                self.collector.close(request.id)
+                self._archive(request, None)
+        self._archive(request, answer)
+        return answer
+
+    def _archive(self, request: Request, answer: Answer | None) -> None:
+        if answer is None:
+            record = RequestRecord(
+                request.id, self.name, request.received_at, request.features,
+                None, None, "cancelled",
+            )  # fmt: skip
+            self._outcomes["cancelled"].inc()
+        else:
+            record = RequestRecord(
+                request.id, self.name, request.received_at, request.features,
+                answer.model, answer.version, answer.reason, answer.prediction,
+                answer.latency_ms,
+            )  # fmt: skip
+            reason = answer.reason
+            if reason == "champion":
+                self._outcomes["champion"].inc()
+            elif answer.model is not None:
+                self._outcomes["fallback"].inc()
+                self._fallbacks[answer.model].inc()
+            else:
+                self._outcomes[reason].inc()
+            self._latency.observe(answer.latency_ms / 1000.0)
+        self.archive.put_request(record)
+
+    # -- introspection --------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        dep = self.deployment
+        return {
+            "name": dep.name,
+            "features": dep.input_schema.names,
+            "deadline_ms": dep.deadline_ms,
+            "schedule": [
+                {"model": e.model, "wait_ms": e.wait_ms} for e in dep.schedule_entries()
+            ],
+            "default": dep.default,
+            "models": [self._describe_model(cfg) for cfg in dep.models],
+        }
+
+    def _describe_model(self, cfg: ModelConfig) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": cfg.name, "kind": cfg.kind.value, "role": cfg.role.value}
+        model = self.current_model(cfg.name)
+        if model is not None:
+            out["version"] = model.version
+            out["classes"] = list(model.info.classes) if model.info.classes else None
+        out["queue"] = self.bus.backlog(self.name, cfg.name)
+        return out
+
+    def current_model(self, name: str) -> AnyModel | None:
+        executor = self.executors.get(name)
+        if isinstance(executor, ModelExecutor):
+            return executor.model
+        return self.models.get(name)
+
+    @property
+    def champion(self) -> AnyModel:
+        model = self.current_model(self.deployment.champion.name)
+        assert model is not None
+        return model
+
+
+_OUTCOMES = ("champion", "fallback", "default", "error", "cancelled")

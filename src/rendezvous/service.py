@@ -1,0 +1,142 @@
+"""The service: every deployment of a process, sharing buses, archives and metrics.
+
+This is the in-process API of the request path (no HTTP)::
+
+    async with Rendezvous.from_files(["fraud.yaml"]) as rv:
+        answer = await rv.get("fraud").predict_one({"amount": 120.0, ...})
+
+The HTTP app wraps exactly this object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .archive import open_archive
+from .archive.base import Archive
+from .bus import open_bus
+from .bus.base import Bus
+from .config import Deployment, load_deployment
+from .errors import ConfigError, NotFound, Problem
+from .messages import Score
+from .metrics import Metrics
+from .runtime import DeploymentRuntime
+
+__all__ = ["Rendezvous"]
+
+
+class Rendezvous:
+    """All deployments served by one process. ``async with`` it, or ``start()``/``stop()``."""
+
+    def __init__(
+        self,
+        deployments: Sequence[Deployment],
+        *,
+        metrics: Metrics | None = None,
+        instance: str | None = None,
+    ) -> None:
+        names = [d.name for d in deployments]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ConfigError("deployments", [Problem("name", f"served twice: {dupes}")])
+        if not deployments:
+            raise ConfigError("deployments", [Problem("", "no deployment to serve")])
+        self.deployments = list(deployments)
+        self.metrics = metrics or Metrics()
+        self.instance = instance or uuid.uuid4().hex[:12]
+        self.buses: dict[str, Bus] = {}
+        self.archives: dict[str, Archive] = {}
+        self.runtimes: dict[str, DeploymentRuntime] = {}
+        # scores keep arriving while executors drain on stop: route them by deployment
+        # to archives that outlive the runtimes
+        self._archive_of: dict[str, Archive] = {}
+        self._started = False
+
+    @classmethod
+    def from_files(cls, paths: Iterable[str | Path], **kw: object) -> Rendezvous:
+        return cls([load_deployment(p) for p in paths], **kw)  # type: ignore[arg-type]
+
+    def __repr__(self) -> str:
+        return f"<Rendezvous {list(self.runtimes) or [d.name for d in self.deployments]}>"
+
+    async def __aenter__(self) -> Rendezvous:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def ready(self) -> bool:
+        return self._started and all(b.ready for b in self.buses.values())
+
+    async def start(self) -> None:
+        if self._started:
+            return
+        try:
+            for dep in self.deployments:
+                bus = self.buses.get(dep.bus)
+                if bus is None:
+                    bus = self.buses[dep.bus] = open_bus(dep.bus)
+                    await bus.start()
+                    bus.subscribe(self._archive_scores, reply_to=None)
+                key = self._archive_key(dep)
+                archive = self.archives.get(key)
+                if archive is None:
+                    archive = self.archives[key] = open_archive(
+                        dep.archive, base_dir=dep.base_dir, max_buffer=dep.archive_buffer
+                    )
+                    await asyncio.to_thread(archive.start)
+                self._archive_of[dep.name] = archive
+                runtime = DeploymentRuntime(
+                    dep, bus=bus, archive=archive, metrics=self.metrics, instance=self.instance
+                )
+                await runtime.start()
+                self.runtimes[dep.name] = runtime
+        except BaseException:
+            await self.stop()
+            raise
+        self._started = True
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Drain executors, disconnect buses, flush archives. Idempotent."""
+        runtimes = list(self.runtimes.values())
+        self.runtimes.clear()
+        self._started = False
+        await asyncio.gather(*(r.stop(timeout) for r in runtimes))
+        for bus in self.buses.values():
+            await bus.stop()
+        self.buses.clear()
+        for archive in self.archives.values():
+            await asyncio.to_thread(archive.stop, timeout)
+        self.archives.clear()
+        self._archive_of.clear()
+
+    def get(self, name: str) -> DeploymentRuntime:
+        try:
+            return self.runtimes[name]
+        except KeyError:
+            raise NotFound(
+                f"unknown deployment '{name}'; serving {sorted(self.runtimes)}"
+            ) from None
+
+    def _archive_key(self, dep: Deployment) -> str:
+        if dep.archive.startswith("sqlite:///") and not dep.archive.startswith("sqlite:////"):
+            return f"{dep.archive}@{dep.base_dir}"  # relative paths differ per file's dir
+        return dep.archive
+
+    def _archive_scores(self, scores: Sequence[Score]) -> None:
+        archive_of = self._archive_of
+        first = scores[0].deployment
+        if all(s.deployment == first for s in scores):
+            archive = archive_of.get(first)
+            if archive is not None:
+                archive.put_scores(scores)
+            return
+        for s in scores:
+            a = archive_of.get(s.deployment)
+            if a is not None:
+                a.put_scores([s])
