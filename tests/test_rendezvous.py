@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import deployment, py
+from support import FIXTURES, deployment, py
 
 from rendezvous.archive.base import Archive
 from rendezvous.errors import InputError
@@ -156,11 +157,7 @@ async def test_enrichers_shape_what_models_see_and_what_is_archived(
             {"kind": "function", "source": "e2e_models:add_total"},
         ],
     )
-    import sys
-
-    from conftest import FIXTURES
-
-    sys.path.insert(0, str(FIXTURES))
+    sys.path.insert(0, str(FIXTURES))  # the function enricher lives with the test models
     rv = await start(dep)
     answer = await rv.get("dep").predict_one({"a": 2, "customer_id": "c2"})
     await settle(rv)

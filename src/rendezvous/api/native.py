@@ -87,9 +87,7 @@ async def predict(request: Request) -> JSONResponse:
 
 async def list_deployments(request: Request) -> JSONResponse:
     service = _service(request)
-    return JSONResponse(
-        {"deployments": [r.describe() for r in service.runtimes.values()]}
-    )
+    return JSONResponse({"deployments": [r.describe() for r in service.runtimes.values()]})
 
 
 async def show_deployment(request: Request) -> JSONResponse:

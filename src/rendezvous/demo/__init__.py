@@ -64,19 +64,24 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 
 def _table(rows: list[ModelRow], decoy_inputs: int, decoys: list[str]) -> Table:
-    table = Table(title="breast-cancer: every model on the same live traffic")
+    table = Table(
+        title="breast-cancer: every model on the same live traffic",
+        caption="latency: acceptance → score; agree: same prediction as the champion; "
+        "accuracy: against the labels the demo knows",
+    )
     for column in ("model", "role", "version", "scores", "errors", "p50 ms", "p99 ms",
-                   "agrees w/ champion", "answered", "as fallback", "accuracy"):  # fmt: skip
-        table.add_column(column, justify="left" if column in ("model", "role") else "right")
+                   "agree", "answered", "fallback", "accuracy"):  # fmt: skip
+        table.add_column(column, justify="left" if column in ("model", "role") else "right",
+                         no_wrap=True)  # fmt: skip
     for r in rows:
         table.add_row(
-            r.model, r.role, r.version, str(r.scores), str(r.errors),
+            r.model, r.role, r.version[:10], str(r.scores), str(r.errors),
             _fmt(r.p50_ms, "{:.2f}"), _fmt(r.p99_ms, "{:.2f}"),
             _fmt(r.agreement, "{:.1%}"), str(r.answered), str(r.fallbacks),
             _fmt(r.accuracy, "{:.1%}"),
         )  # fmt: skip
     for name in decoys:
-        table.add_row(name, "decoy", "-", f"{decoy_inputs} inputs archived", *["-"] * 7)
+        table.add_row(name, "decoy", "-", f"{decoy_inputs} inputs", *["-"] * 7)
     return table
 
 
@@ -88,6 +93,8 @@ def run_demo(
     console: Console | None = None,
 ) -> list[ModelRow]:
     console = console or Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 120)  # logs and pipes: keep the table readable
     t0 = time.monotonic()
     with console.status("training the demo's models on scikit-learn's breast-cancer data…"):
         data = build_demo(directory)

@@ -1,0 +1,201 @@
+"""Shared pieces of the benchmarks: servers in subprocesses, wrk, an open-loop generator.
+
+Servers run pinned to CPU 0 and the load generator to CPU 1 (when ``taskset`` exists), so
+every variant gets the same single core however many threads it uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Result", "Server", "open_loop", "wrk"]
+
+TASKSET = shutil.which("taskset")
+
+
+def pinned(cpu: int, argv: Sequence[str]) -> list[str]:
+    if TASKSET and (os.cpu_count() or 1) > 1:
+        return [TASKSET, "-c", str(cpu), *argv]
+    return list(argv)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class Server:
+    """A server subprocess on a free port; waits until it answers ``probe``."""
+
+    def __init__(self, argv: Sequence[str], probe: str, *, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.argv = [a.replace("{port}", str(self.port)) for a in argv]
+        self.probe = probe
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> Server:
+        self.proc = subprocess.Popen(pinned(0, self.argv), env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
+                raise RuntimeError(f"server exited: {err[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
+                    s.sendall(f"GET {self.probe} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                    if s.recv(64).startswith(b"HTTP/1.1 200"):
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@dataclass
+class Result:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int = 0
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    assert m, text
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def wrk(url: str, body: bytes, *, connections: int, seconds: float) -> Result:
+    """Closed-loop load with wrk (C, one thread): maximum throughput at a concurrency."""
+    script = Path(f"/tmp/rendezvous-wrk-{os.getpid()}.lua")
+    payload = body.decode().replace("\\", "\\\\").replace('"', '\\"')
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f'wrk.body = "{payload}"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    out = subprocess.run(
+        pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+                   "-s", str(script), url]),  # fmt: skip
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, errs.groups())) if errs else 0)
+    return Result(rps, p50, p99, errors)
+
+
+class _Conn(asyncio.Protocol):
+    """Minimal HTTP/1.1 keep-alive client: one request in flight, latency from send."""
+
+    def __init__(self) -> None:
+        self.buf = b""
+        self.waiter: asyncio.Future[None] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        head, sep, rest = self.buf.partition(b"\r\n\r\n")
+        if not sep:
+            return
+        m = re.search(rb"content-length:\s*(\d+)", head, re.I)
+        need = int(m.group(1)) if m else 0
+        if len(rest) >= need and self.waiter is not None and not self.waiter.done():
+            ok = head.startswith(b"HTTP/1.1 200")
+            self.buf = rest[need:]
+            if ok:
+                self.waiter.set_result(None)
+            else:
+                self.waiter.set_exception(RuntimeError(head.split(b"\r\n")[0].decode()))
+
+
+async def _open_loop(host: str, port: int, path: str, body: bytes, rate: float,
+                     seconds: float, connections: int) -> Result:  # fmt: skip
+    loop = asyncio.get_running_loop()
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    idle: asyncio.Queue[_Conn] = asyncio.Queue()
+    for _ in range(connections):
+        _, proto = await loop.create_connection(_Conn, host, port)
+        idle.put_nowait(proto)
+    latencies: list[float] = []
+    errors = 0
+
+    async def one(scheduled: float) -> None:
+        nonlocal errors
+        conn = await idle.get()
+        conn.waiter = loop.create_future()
+        assert conn.transport is not None
+        conn.transport.write(request)
+        try:
+            await conn.waiter
+            # measured from the moment the request was due: queueing counts (no
+            # coordinated omission)
+            latencies.append(time.perf_counter() - scheduled)
+        except RuntimeError:
+            errors += 1
+        idle.put_nowait(conn)
+
+    n = int(rate * seconds)
+    start = time.perf_counter()
+    tasks = []
+    for i in range(n):
+        due = start + i / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(one(due)))
+    await asyncio.gather(*tasks)
+    elapsed = time.perf_counter() - start
+    arr = np.array(latencies) * 1000
+    return Result(len(latencies) / elapsed, float(np.percentile(arr, 50)),
+                  float(np.percentile(arr, 99)), errors)  # fmt: skip
+
+
+def open_loop(port: int, path: str, body: bytes, *, rate: float, seconds: float,
+              connections: int = 64) -> Result:  # fmt: skip
+    """Fixed offered load (requests/s), latency measured from each request's due time."""
+    code = (
+        "import asyncio, sys, json; sys.path.insert(0, %r); import _harness as h; "
+        "import uvloop; r = uvloop.run(h._open_loop('127.0.0.1', %d, %r, %r, %f, %f, %d)); "
+        "print(json.dumps(r.__dict__))"
+    ) % (str(Path(__file__).parent), port, path, body, rate, seconds, connections)
+    proc = subprocess.run(pinned(1, [sys.executable, "-c", code]), capture_output=True,
+                          text=True, check=False)  # fmt: skip
+    if proc.returncode != 0:
+        raise RuntimeError(f"load generator failed: {proc.stderr[-3000:]}")
+    return Result(**json.loads(proc.stdout))

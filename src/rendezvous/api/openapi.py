@@ -1,0 +1,412 @@
+"""The OpenAPI 3.1 document of the HTTP API, and a Swagger UI page that shows it.
+
+Schemas are generated from the msgspec structs below, which mirror what the routes send
+and accept; the routes build plain dicts on the hot path, and a test checks that every
+route of the app is described here.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from .oip import HEADER_LENGTH, SERVER_NAME, server_version
+from .tensors import SUPPORTED
+
+__all__ = ["DOCS_HTML", "openapi_document"]
+
+# -- the native API ------------------------------------------------------------------------
+
+Row = Annotated[
+    list[float] | dict[str, Any],
+    Meta(
+        description="One row: numbers in the schema's feature order, or an object keyed by "
+        "feature name (which may carry fields enrichers use, such as a lookup key)"
+    ),
+]
+Reason = Annotated[
+    str,
+    Meta(
+        pattern=r"^(champion|default|error|fallback:.+)$",
+        description="Who answered: the champion, a fallback model, the configured default, "
+        "or nobody (error)",
+    ),
+]
+
+
+class PredictOne(Struct, forbid_unknown_fields=True):
+    """Predict one row."""
+
+    input: Row
+
+
+class PredictMany(Struct, forbid_unknown_fields=True):
+    """Predict a batch of rows; every row is validated before any is accepted."""
+
+    inputs: list[Row]
+
+
+class Prediction(Struct):
+    """The answer for one row."""
+
+    request_id: Annotated[str, Meta(description="Id of the request in the archive")]
+    prediction: Annotated[Any, Meta(description="The answering model's prediction")]
+    model: Annotated[str | None, Meta(description="Answering model; null for the default")]
+    model_version: str | None
+    latency_ms: Annotated[float, Meta(description="From acceptance to answer")]
+    reason: Reason
+    fallback: Annotated[bool, Meta(description="Whether anyone but the champion answered")]
+    probabilities: Annotated[
+        dict[str, float] | list[float] | UnsetType,
+        Meta(description="Class probabilities, keyed by class label when the model has them"),
+    ] = UNSET
+    detail: Annotated[
+        str | UnsetType, Meta(description="Why the preferred models did not answer")
+    ] = UNSET
+    error: Annotated[str | UnsetType, Meta(description="Set when nobody answered")] = UNSET
+
+
+class Predictions(Struct):
+    predictions: list[Prediction]
+
+
+class Error(Struct):
+    """Every error: a message naming the problem and, for bad input, where it is."""
+
+    error: str
+    loc: Annotated[str | UnsetType, Meta(description="Field path, e.g. inputs[2].amount")] = UNSET
+
+
+class Step(Struct):
+    model: str
+    wait_ms: float | None
+
+
+class ModelSummary(Struct):
+    name: str
+    kind: str
+    role: Literal["champion", "challenger", "canary", "decoy"]
+    queue: Annotated[int, Meta(description="Requests waiting for this model")]
+    version: str | UnsetType = UNSET
+    classes: list[Any] | UnsetType | None = UNSET
+
+
+class DeploymentSummary(Struct):
+    name: str
+    features: list[str]
+    deadline_ms: float
+    schedule: list[Step]
+    default: dict[str, Any] | None
+    models: list[ModelSummary]
+
+
+class DeploymentList(Struct):
+    deployments: list[DeploymentSummary]
+
+
+# -- the Open Inference Protocol -----------------------------------------------------------
+
+Datatype = Annotated[str, Meta(description=f"One of {', '.join(SUPPORTED)}")]
+Shape = list[Annotated[int, Meta(ge=-1)]]
+Parameters = dict[str, Any]
+
+
+class ServerMetadata(Struct):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class MetadataTensor(Struct):
+    name: str
+    datatype: Datatype
+    shape: Shape
+
+
+class ModelMetadata(Struct):
+    """A deployment as an OIP model; its only version is its champion's current version."""
+
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[MetadataTensor]
+    outputs: list[MetadataTensor]
+    parameters: Annotated[Parameters, Meta(description="Feature names and class labels")]
+
+
+class InferInput(Struct):
+    """One [n, n_features] tensor (or [n_features] for one row), or one [n] tensor per feature."""
+
+    name: str
+    shape: list[Annotated[int, Meta(ge=0)]]
+    datatype: Datatype
+    parameters: Annotated[
+        Parameters | UnsetType,
+        Meta(description="binary_data_size: the tensor's bytes follow the JSON header"),
+    ] = UNSET
+    data: Annotated[list[Any] | UnsetType, Meta(description="Row-major values, flat or nested")] = (
+        UNSET
+    )
+
+
+class RequestedOutput(Struct):
+    name: Literal["predict", "probabilities"]
+    parameters: Annotated[
+        Parameters | UnsetType, Meta(description="binary_data: return this output as bytes")
+    ] = UNSET
+
+
+class InferRequest(Struct):
+    inputs: list[InferInput]
+    id: str | UnsetType = UNSET
+    parameters: Annotated[
+        Parameters | UnsetType,
+        Meta(description="binary_data_output: return every output as bytes"),
+    ] = UNSET
+    outputs: Annotated[
+        list[RequestedOutput] | UnsetType, Meta(description="Which outputs to return")
+    ] = UNSET
+
+
+class InferOutput(Struct):
+    name: str
+    shape: list[int]
+    datatype: Datatype
+    parameters: Parameters | UnsetType = UNSET
+    data: list[Any] | UnsetType = UNSET
+
+
+class InferParameters(Struct):
+    """The rendezvous, row by row."""
+
+    request_ids: list[str]
+    reasons: list[Reason]
+    models: list[str | None]
+    model_versions: list[str | None]
+
+
+class InferResponse(Struct):
+    model_name: str
+    model_version: str
+    parameters: InferParameters
+    outputs: list[InferOutput]
+    id: str | UnsetType = UNSET
+
+
+class Health(Struct):
+    live: bool | UnsetType = UNSET
+    ready: bool | UnsetType = UNSET
+    name: str | UnsetType = UNSET
+    error: str | UnsetType = UNSET
+
+
+_TYPES: tuple[Any, ...] = (
+    PredictOne, PredictMany, Prediction, Predictions, Error, DeploymentList, DeploymentSummary,
+    ServerMetadata, ModelMetadata, InferRequest, InferResponse, Health,
+)  # fmt: skip
+
+
+# -- paths ---------------------------------------------------------------------------------
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(name: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _op(
+    summary: str,
+    tag: str,
+    ok: dict[str, Any],
+    errors: dict[int, str],
+    *,
+    path: tuple[str, ...] = (),
+    body: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    responses: dict[str, Any] = {"200": ok}
+    for status, why in errors.items():
+        responses[str(status)] = _json("Error", why)
+    op: dict[str, Any] = {"summary": summary, "tags": [tag], "responses": responses}
+    if path:
+        op["parameters"] = [
+            {"name": p, "in": "path", "required": True, "schema": {"type": "string"}} for p in path
+        ]
+    if body is not None:
+        op["requestBody"] = body
+    return op
+
+
+_PREDICT_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {"oneOf": [_ref("PredictOne"), _ref("PredictMany")]},
+            "examples": {
+                "one": {"value": {"input": [120.0, 42, 0.3]}},
+                "batch": {"value": {"inputs": [{"amount": 120.0, "age": 42, "country_risk": 0.3}]}},
+            },
+        }
+    },
+}
+_PREDICT_OK = {
+    "description": "The answer (for input) or answers (for inputs)",
+    "content": {
+        "application/json": {"schema": {"oneOf": [_ref("Prediction"), _ref("Predictions")]}}
+    },
+}
+_INFER_BODY = {
+    "required": True,
+    "description": f"JSON, or with the binary tensor extension a JSON header of "
+    f"{HEADER_LENGTH} bytes followed by the tensors' raw little-endian bytes. "
+    "Content-Encoding gzip or deflate is accepted.",
+    "content": {
+        "application/json": {"schema": _ref("InferRequest")},
+        "application/octet-stream": {
+            "schema": {"type": "string", "contentMediaType": "application/octet-stream"}
+        },
+    },
+}
+_HEADER_LENGTH = {
+    "name": HEADER_LENGTH,
+    "in": "header",
+    "required": False,
+    "description": "Length of the JSON header when binary tensor data follows it",
+    "schema": {"type": "integer", "minimum": 0},
+}
+_INFER_OK = {
+    "description": "Outputs; with binary outputs the body is the JSON header "
+    f"({HEADER_LENGTH} bytes) followed by the tensors' bytes",
+    "headers": {HEADER_LENGTH: {"schema": {"type": "integer"}}},
+    "content": {
+        "application/json": {"schema": _ref("InferResponse")},
+        "application/octet-stream": {
+            "schema": {"type": "string", "contentMediaType": "application/octet-stream"}
+        },
+    },
+}
+_BAD = {
+    400: "Malformed body",
+    404: "Unknown deployment or version",
+    413: "Body too large",
+    422: "Input does not fit the schema",
+    503: "Overloaded, or nobody answered",
+}
+
+
+def _paths() -> dict[str, Any]:
+    native, oip = "native", "Open Inference Protocol V2"
+    paths: dict[str, Any] = {
+        "/v1/deployments": {
+            "get": _op("List deployments", native, _json("DeploymentList", "Every deployment"), {})
+        },
+        "/v1/deployments/{name}": {
+            "get": _op(
+                "Describe a deployment",
+                native,
+                _json("DeploymentSummary", "The deployment"),
+                {404: "Unknown deployment"},
+                path=("name",),
+            )
+        },
+        "/v1/deployments/{name}/predict": {
+            "post": _op(
+                "Predict one row or a batch",
+                native,
+                _PREDICT_OK,
+                _BAD,
+                path=("name",),
+                body=_PREDICT_BODY,
+            )
+        },
+        "/v2": {"get": _op("Server metadata", oip, _json("ServerMetadata", "The server"), {})},
+        "/v2/health/live": {"get": _op("Liveness", oip, _json("Health", "Live"), {})},
+        "/v2/health/ready": {
+            "get": _op("Readiness", oip, _json("Health", "Ready"), {503: "Not ready"})
+        },
+    }
+    for prefix, params in (
+        ("/v2/models/{name}", ("name",)),
+        ("/v2/models/{name}/versions/{version}", ("name", "version")),
+    ):
+        paths[prefix] = {
+            "get": _op(
+                "Model metadata",
+                oip,
+                _json("ModelMetadata", "The deployment as a model"),
+                {404: "Unknown deployment or version"},
+                path=params,
+            )
+        }
+        paths[f"{prefix}/ready"] = {
+            "get": _op(
+                "Model readiness",
+                oip,
+                _json("Health", "Ready"),
+                {404: "Unknown deployment or version", 503: "Not ready"},
+                path=params,
+            )
+        }
+        infer = _op("Infer", oip, _INFER_OK, _BAD, path=params, body=_INFER_BODY)
+        infer["parameters"].append(_HEADER_LENGTH)
+        paths[f"{prefix}/infer"] = {"post": infer}
+    paths["/metrics"] = {
+        "get": {
+            "summary": "Prometheus metrics",
+            "tags": ["operations"],
+            "responses": {
+                "200": {
+                    "description": "Prometheus text exposition format",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
+    return paths
+
+
+@functools.cache
+def _document() -> dict[str, Any]:
+    _, components = msgspec.json.schema_components(
+        _TYPES, ref_template="#/components/schemas/{name}"
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": SERVER_NAME,
+            "version": server_version(),
+            "description": "Real-time model serving on the Rendezvous architecture: every "
+            "model sees every request, the collector answers by a deadline.",
+        },
+        "paths": _paths(),
+        "components": {"schemas": components},
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 document (a fresh copy: callers may change it)."""
+    return copy.deepcopy(_document())
+
+
+DOCS_HTML = """<!doctype html>
+<html lang="en">
+<head>
+  <meta charset="utf-8">
+  <title>rendezvous-ml API</title>
+  <link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
+</head>
+<body>
+  <div id="swagger-ui"></div>
+  <script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
+  <script>
+    SwaggerUIBundle({url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true});
+  </script>
+</body>
+</html>
+"""

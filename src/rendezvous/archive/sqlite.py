@@ -1,0 +1,434 @@
+"""The SQLite archive: one file, the default for a single host.
+
+WAL mode lets queries read while the writer thread appends, and ``synchronous=NORMAL``
+keeps commits off the fsync path (a power cut may lose the last batches, never corrupt the
+file). Each batch is one transaction of ``executemany`` calls, which is what makes
+thousands of rows a second cheap on a small machine that is serving at the same time.
+
+Predictions, probabilities and features are stored as JSON text (readable with the
+``sqlite3`` shell and its ``json_*`` functions). Anything JSON cannot hold exactly is
+stored as its text rather than refused: one odd prediction must not block the archive,
+whose writer would otherwise retry the same batch forever.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import orjson
+
+from ..errors import ArchiveError
+from ..messages import Score
+from .base import Archive, DecoyInput, RequestRecord
+
+__all__ = ["SCHEMA_VERSION", "SQLiteArchive"]
+
+log = logging.getLogger("rendezvous.archive")
+
+_R = TypeVar("_R", RequestRecord, Score, DecoyInput)
+
+# Each version's statements, applied in order to bring an older file up to date.
+_MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        """CREATE TABLE requests (
+            id TEXT PRIMARY KEY,
+            deployment TEXT NOT NULL,
+            received_at REAL NOT NULL,
+            features TEXT NOT NULL,
+            model TEXT,
+            version TEXT,
+            reason TEXT NOT NULL,
+            prediction TEXT,
+            latency_ms REAL NOT NULL
+        )""",
+        "CREATE INDEX requests_deployment_received ON requests (deployment, received_at)",
+        """CREATE TABLE scores (
+            request_id TEXT NOT NULL,
+            deployment TEXT NOT NULL,
+            model TEXT NOT NULL,
+            version TEXT NOT NULL,
+            prediction TEXT,
+            probabilities TEXT,
+            error TEXT,
+            latency_ms REAL NOT NULL,
+            queue_ms REAL NOT NULL,
+            batch_size INTEGER NOT NULL,
+            computed_at REAL NOT NULL
+        )""",
+        "CREATE INDEX scores_request ON scores (request_id)",
+        "CREATE INDEX scores_model_computed ON scores (deployment, model, computed_at)",
+        """CREATE TABLE decoy_inputs (
+            request_id TEXT NOT NULL,
+            deployment TEXT NOT NULL,
+            model TEXT NOT NULL,
+            features TEXT NOT NULL,
+            received_at REAL NOT NULL
+        )""",
+        "CREATE INDEX decoy_inputs_request ON decoy_inputs (request_id)",
+        # counts() per deployment without scanning the table
+        "CREATE INDEX decoy_inputs_deployment ON decoy_inputs (deployment)",
+    ),
+}
+SCHEMA_VERSION = max(_MIGRATIONS)
+
+# Errors that depend on the rows, not on the database: retrying cannot help.
+_DATA_ERRORS = (
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.ProgrammingError,
+    OverflowError,
+    TypeError,
+    ValueError,
+)
+
+# A retried batch (its commit failed after the rows went in) must not fail on the key
+# forever, so the first write of a request id wins.
+# (Not INSERT OR IGNORE: that would also drop rows breaking NOT NULL, without a word.)
+_INSERT_REQUEST = (
+    "INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING"
+)
+_INSERT_SCORE = "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_INSERT_INPUT = "INSERT INTO decoy_inputs VALUES (?, ?, ?, ?, ?)"
+
+_REQUEST_COLUMNS = (
+    "id, deployment, received_at, features, model, version, reason, prediction, latency_ms"
+)
+_SCORE_COLUMNS = (
+    "request_id, deployment, model, version, prediction, probabilities, error,"
+    " latency_ms, queue_ms, batch_size, computed_at"
+)
+_INPUT_COLUMNS = "request_id, deployment, model, features, received_at"
+
+
+class SQLiteArchive(Archive):
+    """Archive in one SQLite file; its parent directory is created on start."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        max_buffer: int = 100_000,
+        flush_interval: float = 0.1,
+    ) -> None:
+        super().__init__(max_buffer=max_buffer, flush_interval=flush_interval)
+        self.path = Path(path)
+        self._writer: sqlite3.Connection | None = None
+        # Queries come from any thread; one read connection behind a lock is cheaper
+        # than a connection per call, and WAL keeps it from waiting on the writer.
+        self._reader: sqlite3.Connection | None = None
+        self._read_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SQLiteArchive({str(self.path)!r})"
+
+    # -- backend verbs ----------------------------------------------------------------------
+
+    def _open(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            writer = self._connect()
+            self._writer = writer
+            mode = writer.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise ArchiveError(f"{self!r}: cannot use WAL mode here (got {mode!r})")
+            writer.execute("PRAGMA synchronous=NORMAL")
+            self._migrate(writer)
+            reader = self._connect()
+            reader.execute("PRAGMA query_only=ON")
+            with self._read_lock:
+                self._reader = reader
+        except BaseException:
+            self._close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: transactions are begun and ended explicitly, one per batch.
+        # check_same_thread=False: opened by start(), used by the writer thread; the base
+        # class and _read_lock make sure no connection is used by two threads at once.
+        return sqlite3.connect(
+            self.path, timeout=30.0, isolation_level=None, check_same_thread=False
+        )
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        # IMMEDIATE: two processes opening one new file must not both create the schema.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version"
+                " (version INTEGER PRIMARY KEY, applied_at REAL NOT NULL)"
+            )
+            current = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0] or 0
+            if current > SCHEMA_VERSION:
+                raise ArchiveError(
+                    f"{self!r} has schema version {current}, newer than this rendezvous-ml"
+                    f" understands ({SCHEMA_VERSION}): upgrade rendezvous-ml"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS[version]:
+                    conn.execute(statement)
+                conn.execute("INSERT INTO schema_version VALUES (?, ?)", (version, time.time()))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.rollback()
+            raise
+
+    def _store(
+        self,
+        requests: Sequence[RequestRecord],
+        scores: Sequence[Score],
+        inputs: Sequence[DecoyInput],
+    ) -> None:
+        conn = self._writer
+        if conn is None:
+            raise ArchiveError(f"{self!r} is not open")
+        try:
+            self._transaction(conn, requests, scores, inputs, one_by_one=False)
+        except _DATA_ERRORS:
+            # A row the schema cannot hold fails the same way on every retry, and the base
+            # class retries until it succeeds: store the others and log the bad ones.
+            self._transaction(conn, requests, scores, inputs, one_by_one=True)
+
+    def _transaction(
+        self,
+        conn: sqlite3.Connection,
+        requests: Sequence[RequestRecord],
+        scores: Sequence[Score],
+        inputs: Sequence[DecoyInput],
+        *,
+        one_by_one: bool,
+    ) -> None:
+        insert = self._insert_each if one_by_one else _insert_all
+        conn.execute("BEGIN")
+        try:
+            insert(conn, _INSERT_REQUEST, _request_row, requests)
+            insert(conn, _INSERT_SCORE, _score_row, scores)
+            insert(conn, _INSERT_INPUT, _input_row, inputs)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+
+    def _insert_each(
+        self,
+        conn: sqlite3.Connection,
+        sql: str,
+        to_row: Callable[[_R], tuple[Any, ...]],
+        records: Sequence[_R],
+    ) -> None:
+        for record in records:
+            try:
+                conn.execute(sql, to_row(record))
+            except _DATA_ERRORS as exc:
+                # A failed statement is undone on its own; the transaction goes on.
+                log.error("%r: skipped a record it cannot store (%s): %r", self, exc, record)
+
+    def _close(self) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+        with self._read_lock:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            reader.close()
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def get_request(self, request_id: str) -> RequestRecord | None:
+        rows = self._query(f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE id = ?", [request_id])
+        return _request(rows[0]) if rows else None
+
+    def scores_for_request(self, request_id: str) -> list[Score]:
+        rows = self._query(
+            f"SELECT {_SCORE_COLUMNS} FROM scores WHERE request_id = ? ORDER BY computed_at, rowid",
+            [request_id],
+        )
+        return [_score(row) for row in rows]
+
+    def scores_for_model(
+        self,
+        deployment: str,
+        model: str,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[Score]:
+        where, params = _window("computed_at", since, until, limit)
+        rows = self._query(
+            f"SELECT {_SCORE_COLUMNS} FROM scores WHERE deployment = ? AND model = ?{where}",
+            [deployment, model, *params],
+        )
+        return [_score(row) for row in rows]
+
+    def requests(
+        self,
+        deployment: str,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[RequestRecord]:
+        where, params = _window("received_at", since, until, limit)
+        rows = self._query(
+            f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE deployment = ?{where}",
+            [deployment, *params],
+        )
+        return [_request(row) for row in rows]
+
+    def decoy_inputs(self, request_id: str) -> list[DecoyInput]:
+        rows = self._query(
+            f"SELECT {_INPUT_COLUMNS} FROM decoy_inputs WHERE request_id = ? ORDER BY rowid",
+            [request_id],
+        )
+        return [_input(row) for row in rows]
+
+    def counts(self, deployment: str) -> dict[str, int]:
+        (row,) = self._query(
+            "SELECT (SELECT count(*) FROM requests WHERE deployment = :d),"
+            " (SELECT count(*) FROM scores WHERE deployment = :d),"
+            " (SELECT count(*) FROM decoy_inputs WHERE deployment = :d)",
+            {"d": deployment},
+        )
+        return {"requests": row[0], "scores": row[1], "inputs": row[2]}
+
+    def _query(self, sql: str, params: list[Any] | dict[str, Any]) -> list[Any]:
+        with self._read_lock:
+            conn = self._reader
+            if conn is None:
+                raise ArchiveError(f"{self!r} is not open: start() it before querying")
+            try:
+                return conn.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise ArchiveError(f"{self!r}: query failed: {exc}") from exc
+
+
+def _insert_all(
+    conn: sqlite3.Connection,
+    sql: str,
+    to_row: Callable[[_R], tuple[Any, ...]],
+    records: Sequence[_R],
+) -> None:
+    if records:
+        conn.executemany(sql, [to_row(record) for record in records])
+
+
+def _window(
+    column: str, since: float | None, until: float | None, limit: int | None
+) -> tuple[str, list[Any]]:
+    """SQL for ``column`` in ``[since, until)``, oldest first (ties in insertion order)."""
+    sql, params = "", []
+    if since is not None:
+        sql += f" AND {column} >= ?"
+        params.append(since)
+    if until is not None:
+        sql += f" AND {column} < ?"
+        params.append(until)
+    sql += f" ORDER BY {column}, rowid"
+    if limit is not None:
+        if limit < 0:  # SQLite would read it as "no limit"
+            raise ArchiveError(f"limit must be 0 or more, got {limit}")
+        sql += " LIMIT ?"
+        params.append(limit)
+    return sql, params
+
+
+# -- rows <-> records ------------------------------------------------------------------------
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except orjson.JSONEncodeError:
+        # e.g. an integer beyond 64 bits: keep its text (see the module docstring)
+        return orjson.dumps(str(value)).decode()
+
+
+def _dumps_optional(value: Any) -> str | None:
+    return None if value is None else _dumps(value)
+
+
+def _loads_optional(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+# Numbers go through float()/int(): sqlite3 would silently store a numpy scalar as a BLOB.
+
+
+def _request_row(r: RequestRecord) -> tuple[Any, ...]:
+    return (
+        r.id,
+        r.deployment,
+        float(r.received_at),
+        _dumps(r.features),
+        r.model,
+        r.version,
+        r.reason,
+        _dumps_optional(r.prediction),
+        float(r.latency_ms),
+    )
+
+
+def _request(row: Any) -> RequestRecord:
+    return RequestRecord(
+        id=row[0],
+        deployment=row[1],
+        received_at=row[2],
+        features=orjson.loads(row[3]),
+        model=row[4],
+        version=row[5],
+        reason=row[6],
+        prediction=_loads_optional(row[7]),
+        latency_ms=row[8],
+    )
+
+
+def _score_row(s: Score) -> tuple[Any, ...]:
+    return (
+        s.request_id,
+        s.deployment,
+        s.model,
+        s.version,
+        _dumps_optional(s.prediction),
+        _dumps_optional(s.probabilities),
+        s.error,
+        float(s.latency_ms),
+        float(s.queue_ms),
+        int(s.batch_size),
+        float(s.computed_at),
+    )
+
+
+def _score(row: Any) -> Score:
+    # reply_to is where the answer was routed, not part of the record: it reads back "".
+    return Score(
+        request_id=row[0],
+        deployment=row[1],
+        model=row[2],
+        version=row[3],
+        prediction=_loads_optional(row[4]),
+        probabilities=_loads_optional(row[5]),
+        error=row[6],
+        latency_ms=row[7],
+        queue_ms=row[8],
+        batch_size=row[9],
+        computed_at=row[10],
+    )
+
+
+def _input_row(i: DecoyInput) -> tuple[Any, ...]:
+    return (i.request_id, i.deployment, i.model, _dumps(i.features), float(i.received_at))
+
+
+def _input(row: Any) -> DecoyInput:
+    return DecoyInput(
+        request_id=row[0],
+        deployment=row[1],
+        model=row[2],
+        features=orjson.loads(row[3]),
+        received_at=row[4],
+    )

@@ -1,0 +1,553 @@
+"""One suite for every archive backend: a new backend is done when this passes.
+
+To add one, write a factory like ``_sqlite`` below and list it in ``BACKENDS``.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from rendezvous.archive import Archive, DecoyInput, MemoryArchive, RequestRecord, SQLiteArchive
+from rendezvous.errors import ArchiveError
+from rendezvous.messages import Score
+
+T0 = 1_700_000_000.0
+
+
+@dataclass
+class Backend:
+    name: str
+    new: Callable[..., Archive]  # an archive not started yet, on this test's storage
+    reopen_: Callable[[Archive], Archive]
+    opened: list[Archive] = field(default_factory=list)
+
+    def make(self, **options: Any) -> Archive:
+        archive = self.new(**options)
+        self.opened.append(archive)
+        return archive
+
+    def reopen(self, stopped: Archive) -> Archive:
+        """A started archive on the storage ``stopped`` wrote to: what survives a restart."""
+        archive = self.reopen_(stopped)
+        self.opened.append(archive)
+        return archive
+
+
+def _memory(tmp_path: Path) -> Backend:
+    def reopen(stopped: Archive) -> Archive:
+        stopped.start()  # the data lives in the object: restarting it must keep it
+        return stopped
+
+    return Backend("memory", lambda **kw: MemoryArchive(**kw), reopen)
+
+
+def _sqlite(tmp_path: Path) -> Backend:
+    path = tmp_path / "not-yet-there" / "archive.db"  # the parent is created on start
+
+    def reopen(stopped: Archive) -> Archive:
+        archive = SQLiteArchive(path)
+        archive.start()
+        return archive
+
+    return Backend("sqlite", lambda **kw: SQLiteArchive(path, **kw), reopen)
+
+
+BACKENDS: dict[str, Callable[[Path], Backend]] = {"memory": _memory, "sqlite": _sqlite}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    backend = BACKENDS[request.param](tmp_path)
+    yield backend
+    for archive in backend.opened:
+        archive.stop()
+
+
+@pytest.fixture
+def archive(backend: Backend) -> Archive:
+    archive = backend.make()
+    archive.start()
+    return archive
+
+
+# -- records --------------------------------------------------------------------------------
+
+
+def req(
+    i: int | str, deployment: str = "fraud", at: float | None = None, **kw: Any
+) -> RequestRecord:
+    n = i if isinstance(i, int) else 0
+    fields: dict[str, Any] = {
+        "features": [0.1 * n, -2.5, 1e-300],
+        "model": "xgb",
+        "version": "3",
+        "reason": "champion",
+        "prediction": n % 2,
+        "latency_ms": 1.25,
+    }
+    fields.update(kw)
+    return RequestRecord(
+        id=f"r{i}", deployment=deployment, received_at=T0 + n if at is None else at, **fields
+    )
+
+
+def score(
+    request_id: str, model: str = "xgb", at: float = T0, deployment: str = "fraud", **kw: Any
+) -> Score:
+    fields: dict[str, Any] = {"version": "3", "prediction": 1, "latency_ms": 0.5}
+    fields.update(kw)
+    return Score(
+        request_id=request_id, deployment=deployment, model=model, computed_at=at, **fields
+    )
+
+
+def decoy(request_id: str, model: str = "decoy", deployment: str = "fraud") -> DecoyInput:
+    return DecoyInput(
+        request_id=request_id,
+        deployment=deployment,
+        model=model,
+        features=[0.1, 0.2, 1e-300],
+        received_at=T0 + 0.001,
+    )
+
+
+def archived(score: Score) -> Score:
+    """What an archive gives back: where the answer was routed is not archived."""
+    return msgspec.structs.replace(score, reply_to="")
+
+
+def same(got: Sequence[Any], want: Sequence[Any]) -> None:
+    assert list(got) == list(want)
+    # == says True == 1 and 1.0 == 1: the types of predictions must survive too.
+    for g, w in zip(got, want, strict=True):
+        assert type(g.prediction) is type(w.prediction)
+
+
+# -- round trips ----------------------------------------------------------------------------
+
+
+def test_requests_round_trip(archive: Archive) -> None:
+    records = [
+        req(1, at=T0 + 0.123456789, latency_ms=12.345678901234),
+        req(2, prediction="approve", reason="fallback:rules", model="rules", version="v1"),
+        req(3, model=None, version=None, reason="default", prediction=None),
+        req(4, prediction=0.1 + 0.2, features=[-0.0, 1.7976931348623157e308, 5e-324]),
+        req(5, prediction=True, reason="error"),
+    ]
+    for record in records:
+        archive.put_request(record)
+    archive.flush()
+
+    same([archive.get_request(r.id) for r in records], records)
+    assert archive.get_request("unknown") is None
+
+
+def test_scores_round_trip(archive: Archive) -> None:
+    scores = [
+        score(
+            "r1",
+            "xgb",
+            at=T0 + 0.2,
+            probabilities=[0.25, 0.75],
+            latency_ms=0.123456789,
+            queue_ms=4.5,
+            batch_size=16,
+            reply_to="collector-a",
+        ),
+        score("r1", "broken", at=T0 + 0.1, prediction=None, error="ValueError: boom"),
+        score("r1", "rules", at=T0 + 0.3, prediction="approve", probabilities=None),
+        score("r1", "reg", at=T0 + 0.4, prediction=0.1 + 0.2, probabilities=[]),
+        score("r1", "flag", at=T0 + 0.5, prediction=False),
+        score("r2", "xgb", at=T0 + 0.2),
+    ]
+    archive.put_scores(scores)
+    archive.flush()
+
+    # oldest first, whatever order they were put in
+    same(
+        archive.scores_for_request("r1"),
+        [archived(s) for s in [scores[i] for i in (1, 0, 2, 3, 4)]],
+    )
+    same(archive.scores_for_request("r2"), [scores[5]])
+    assert archive.scores_for_request("unknown") == []
+    error = archive.scores_for_request("r1")[0]
+    assert (error.prediction, error.error, error.ok) == (None, "ValueError: boom", False)
+
+
+def test_decoy_inputs_round_trip(archive: Archive) -> None:
+    inputs = [decoy("r1", "decoy-a"), decoy("r2", "decoy-a"), decoy("r1", "decoy-b")]
+    archive.put_inputs(inputs)
+    archive.flush()
+
+    assert archive.decoy_inputs("r1") == [inputs[0], inputs[2]]
+    assert archive.decoy_inputs("r2") == [inputs[1]]
+    assert archive.decoy_inputs("unknown") == []
+
+
+def test_a_request_id_is_archived_once_first_write_wins(archive: Archive) -> None:
+    # A batch retried after a write that half-succeeded must not fail on the key forever.
+    first, second = req(1, prediction=1), req(1, prediction=0)
+    archive.put_request(first)
+    archive.flush()
+    archive.put_request(second)
+    archive.flush()
+
+    assert archive.get_request("r1") == first
+    assert archive.counts("fraud")["requests"] == 1
+    assert archive.requests("fraud") == [first]
+
+
+def test_nothing_is_visible_before_it_is_written(backend: Backend) -> None:
+    archive = backend.make(flush_interval=3600)
+    archive.start()
+    archive.put_request(req(1))
+    assert archive.get_request("r1") is None
+    assert archive.counts("fraud") == {"requests": 0, "scores": 0, "inputs": 0}
+    archive.flush()
+    assert archive.get_request("r1") == req(1)
+
+
+# -- queries --------------------------------------------------------------------------------
+
+
+def test_scores_for_model_in_a_window_oldest_first(archive: Archive) -> None:
+    mine = [score(f"r{i}", "a", at=T0 + i) for i in range(10)]
+    others = [
+        score("r1", "b", at=T0 + 1),  # another model
+        score("r1", "a", at=T0 + 1, deployment="other"),  # same model name, other deployment
+    ]
+    shuffled = mine + others
+    random.Random(7).shuffle(shuffled)
+    archive.put_scores(shuffled)
+    archive.flush()
+
+    def times(**window: Any) -> list[float]:
+        return [s.computed_at - T0 for s in archive.scores_for_model("fraud", "a", **window)]
+
+    assert archive.scores_for_model("fraud", "a") == mine
+    assert times(since=T0 + 3, until=T0 + 7) == [3, 4, 5, 6]  # [since, until)
+    assert times(since=T0 + 7) == [7, 8, 9]
+    assert times(until=T0 + 2) == [0, 1]
+    assert times(limit=2) == [0, 1]
+    assert times(since=T0 + 5, limit=3) == [5, 6, 7]
+    assert times(limit=0) == []
+    assert times(since=T0 + 20) == []
+    assert archive.scores_for_model("fraud", "b") == [others[0]]
+    assert archive.scores_for_model("other", "a") == [others[1]]
+    assert archive.scores_for_model("fraud", "unknown") == []
+
+
+def test_ties_in_time_keep_the_order_they_were_put(archive: Archive) -> None:
+    tied = [score(f"r{i}", "a", at=T0) for i in (3, 1, 2)]
+    archive.put_scores(tied)
+    archive.put_request(req("x", at=T0))
+    archive.put_request(req("y", at=T0))
+    archive.flush()
+
+    assert archive.scores_for_model("fraud", "a") == tied
+    assert [r.id for r in archive.requests("fraud")] == ["rx", "ry"]
+
+
+def test_requests_of_a_deployment_in_a_window_oldest_first(archive: Archive) -> None:
+    mine = [req(i) for i in range(10)]
+    shuffled = [*mine, req(100, deployment="other", at=T0 + 5)]
+    random.Random(3).shuffle(shuffled)
+    for record in shuffled:
+        archive.put_request(record)
+    archive.flush()
+
+    def ids(**window: Any) -> list[str]:
+        return [r.id for r in archive.requests("fraud", **window)]
+
+    assert archive.requests("fraud") == mine
+    assert ids(since=T0 + 2, until=T0 + 5) == ["r2", "r3", "r4"]
+    assert ids(since=T0 + 8) == ["r8", "r9"]
+    assert ids(until=T0 + 1) == ["r0"]
+    assert ids(since=T0 + 4, limit=2) == ["r4", "r5"]
+    assert ids(limit=0) == []
+    assert [r.id for r in archive.requests("other")] == ["r100"]
+    assert archive.requests("unknown") == []
+
+
+@pytest.mark.parametrize("query", ["scores_for_model", "requests"])
+def test_a_negative_limit_is_an_error(archive: Archive, query: str) -> None:
+    args = ("fraud", "a") if query == "scores_for_model" else ("fraud",)
+    with pytest.raises(ArchiveError, match="limit"):
+        getattr(archive, query)(*args, limit=-1)
+
+
+def test_counts_per_deployment_are_isolated(archive: Archive) -> None:
+    for i in range(3):
+        archive.put_request(req(i, deployment="a"))
+        archive.put_scores([score(f"r{i}", m, deployment="a") for m in ("x", "y")])
+    archive.put_inputs([decoy("r0", deployment="a"), decoy("r1", deployment="a")])
+    archive.put_request(req(9, deployment="b"))
+    archive.put_scores([score("r9", m, deployment="b") for m in ("x", "y")])
+    archive.flush()
+
+    assert archive.counts("a") == {"requests": 3, "scores": 6, "inputs": 2}
+    assert archive.counts("b") == {"requests": 1, "scores": 2, "inputs": 0}
+    assert archive.counts("c") == {"requests": 0, "scores": 0, "inputs": 0}
+
+
+# -- lifecycle and buffering ----------------------------------------------------------------
+
+
+def put_many(archive: Archive, n: int, deployment: str = "fraud", prefix: str = "") -> None:
+    for i in range(n):
+        archive.put_request(req(f"{prefix}{i}", deployment=deployment))
+        archive.put_scores(
+            [score(f"r{prefix}{i}", m, deployment=deployment) for m in ("a", "b", "c")]
+        )
+        archive.put_inputs([decoy(f"r{prefix}{i}", deployment=deployment)])
+
+
+def test_stop_flushes_everything_accepted(backend: Backend) -> None:
+    archive = backend.make(flush_interval=3600)  # only stop() will write
+    archive.start()
+    put_many(archive, 1000)
+    archive.stop()
+
+    assert archive.written == {"requests": 1000, "scores": 3000, "inputs": 1000}
+    assert archive.backlog == 0
+    again = backend.reopen(archive)
+    assert again.counts("fraud") == {"requests": 1000, "scores": 3000, "inputs": 1000}
+    assert again.scores_for_request("r999") == [score("r999", m) for m in ("a", "b", "c")]
+
+
+def test_stop_is_idempotent_and_stop_before_start_is_harmless(backend: Backend) -> None:
+    archive = backend.make()
+    archive.stop()
+    archive.start()
+    archive.stop()
+    archive.stop()
+
+
+def test_the_writer_thread_writes_without_being_asked(backend: Backend) -> None:
+    archive = backend.make(flush_interval=0.01)
+    archive.start()
+    archive.put_request(req(1))
+    done = threading.Event()
+    for _ in range(500):  # up to 5 s on a very slow machine; usually one interval
+        if archive.get_request("r1") is not None:
+            done.set()
+            break
+        done.wait(0.01)
+    assert done.is_set()
+
+
+def test_backlog_and_full_follow_max_buffer(backend: Backend) -> None:
+    archive = backend.make(max_buffer=3, flush_interval=3600)
+    assert (archive.backlog, archive.full) == (0, False)
+    archive.put_request(req(1))
+    archive.put_request(req(2))
+    archive.put_scores([score("r1"), score("r2")])  # the bound counts requests only
+    assert (archive.backlog, archive.full) == (2, False)
+    archive.put_request(req(3))
+    assert (archive.backlog, archive.full) == (3, True)
+
+    archive.start()
+    archive.flush()
+    assert (archive.backlog, archive.full) == (0, False)
+    assert archive.counts("fraud") == {"requests": 3, "scores": 2, "inputs": 0}
+
+
+def test_a_batch_being_written_still_counts_in_the_backlog(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = backend.make(max_buffer=3, flush_interval=3600)
+    archive.start()
+    entered, release = threading.Event(), threading.Event()
+    real_store = archive._store
+
+    def slow_store(*batch: Any) -> None:
+        entered.set()
+        release.wait(10)
+        real_store(*batch)
+
+    monkeypatch.setattr(archive, "_store", slow_store)
+    for i in range(3):
+        archive.put_request(req(i))
+    flusher = threading.Thread(target=archive.flush)
+    flusher.start()
+    assert entered.wait(10)
+    assert (archive.backlog, archive.full) == (3, True)  # taken, not yet written
+    release.set()
+    flusher.join(10)
+    assert (archive.backlog, archive.full) == (0, False)
+
+
+def test_stores_never_overlap(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    # flush() may be called from any thread while the writer thread runs; the backend must
+    # still see one batch at a time, in order (one connection, one transaction).
+    archive = backend.make(flush_interval=0.001)
+    archive.start()
+    active, most = [0], [0]
+    real_store = archive._store
+
+    def watched_store(*batch: Any) -> None:
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+        threading.Event().wait(0.002)  # widen the window an overlap would need
+        real_store(*batch)
+        active[0] -= 1
+
+    monkeypatch.setattr(archive, "_store", watched_store)
+
+    def work(t: int) -> None:
+        for i in range(50):
+            archive.put_request(req(f"{t}-{i}"))
+            archive.flush()
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    archive.flush()
+
+    assert most[0] == 1
+    assert archive.counts("fraud")["requests"] == 200
+
+
+def test_a_failed_store_is_retried_and_nothing_is_lost(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = backend.make(flush_interval=3600)
+    archive.start()
+    calls = []
+    real_store = archive._store
+
+    def flaky_store(*batch: Any) -> None:
+        calls.append(len(batch[0]))
+        if len(calls) <= 2:
+            raise OSError("disk I/O error")
+        real_store(*batch)
+
+    monkeypatch.setattr(archive, "_store", flaky_store)
+    put_many(archive, 50)
+    archive.flush()
+
+    assert calls == [50, 50, 50]  # the same batch, whole, each time
+    assert archive.counts("fraud") == {"requests": 50, "scores": 150, "inputs": 50}
+    assert archive.written == {"requests": 50, "scores": 150, "inputs": 50}
+
+
+def test_a_store_failing_during_stop_is_retried(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = backend.make(flush_interval=3600)
+    archive.start()
+    calls = []
+    real_store = archive._store
+
+    def flaky_store(*batch: Any) -> None:
+        calls.append(1)
+        if len(calls) <= 2:
+            raise OSError("disk I/O error")
+        real_store(*batch)
+
+    monkeypatch.setattr(archive, "_store", flaky_store)
+    put_many(archive, 20)
+    archive.stop()
+
+    assert len(calls) == 3
+    assert backend.reopen(archive).counts("fraud")["requests"] == 20
+
+
+def test_a_store_that_keeps_failing_on_stop_is_reported_and_keeps_the_batch(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    archive = backend.make(flush_interval=3600)
+    archive.start()
+
+    def broken_store(*batch: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(archive, "_store", broken_store)
+    put_many(archive, 10)
+    # Reported to whoever stops the archive, not lost in the writer thread.
+    with pytest.raises(ArchiveError, match="disk full"):
+        archive.stop()
+    assert archive.backlog == 10
+
+
+def test_a_record_the_backend_cannot_hold_does_not_block_the_others(archive: Archive) -> None:
+    # The writer retries a failed batch until it succeeds, so one bad record must not make
+    # the whole batch fail for ever. (A backend may keep the bad record or drop it.)
+    good = [score("r1", m) for m in ("a", "b")]
+    bad = msgspec.structs.replace(score("r1", "c"), version=None, batch_size=None)
+    archive.put_scores([good[0], bad, good[1]])
+    flusher = threading.Thread(target=archive.flush, daemon=True)
+    flusher.start()
+    flusher.join(10)
+
+    assert not flusher.is_alive()
+    assert [s for s in archive.scores_for_request("r1") if s.model != "c"] == good
+
+
+def test_concurrent_puts_while_the_writer_runs(backend: Backend) -> None:
+    archive = backend.make(flush_interval=0.002)
+    archive.start()
+    n_threads, n_each = 8, 500
+    barrier = threading.Barrier(n_threads + 1)
+    errors: list[BaseException] = []
+
+    def producer(t: int) -> None:
+        try:
+            barrier.wait()
+            put_many(archive, n_each, deployment=f"d{t % 2}", prefix=f"{t}-")
+        except BaseException as exc:
+            errors.append(exc)
+
+    def flusher() -> None:  # flush() from another thread races the writer thread
+        barrier.wait()
+        while any(t.is_alive() for t in producers):
+            archive.flush()
+
+    producers = [threading.Thread(target=producer, args=(t,)) for t in range(n_threads)]
+    threads = [*producers, threading.Thread(target=flusher)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    archive.stop()
+
+    assert errors == []
+    per_deployment = n_threads // 2 * n_each
+    expected = {"requests": per_deployment, "scores": 3 * per_deployment, "inputs": per_deployment}
+    again = backend.reopen(archive)
+    assert again.counts("d0") == expected
+    assert again.counts("d1") == expected
+    assert archive.written == {k: 2 * v for k, v in expected.items()}
+
+
+def test_bulk_20k_requests_60k_scores(backend: Backend) -> None:
+    archive = backend.make()
+    archive.start()
+    n = 20_000
+    for start in range(0, n, 200):
+        chunk = range(start, start + 200)
+        for i in chunk:
+            archive.put_request(req(i))
+        archive.put_scores(
+            [score(f"r{i}", m, at=T0 + i, probabilities=[0.5, 0.5]) for i in chunk for m in "abc"]
+        )
+    archive.stop()
+
+    again = backend.reopen(archive)
+    assert again.counts("fraud") == {"requests": n, "scores": 3 * n, "inputs": 0}
+    assert [s.model for s in again.scores_for_request("r12345")] == ["a", "b", "c"]
+    assert len(again.scores_for_model("fraud", "b", limit=1000)) == 1000
+    assert [r.id for r in again.requests("fraud", since=T0 + n - 2)] == [
+        f"r{n - 2}",
+        f"r{n - 1}",
+    ]
