@@ -101,10 +101,23 @@ def wrk(url: str, body: bytes, *, connections: int, seconds: float) -> Result:
         'wrk.headers["Content-Type"] = "application/json"\n'
     )
     out = subprocess.run(
-        pinned(1, ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
-                   "-s", str(script), url]),  # fmt: skip
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        pinned(
+            1,
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{max(1, round(seconds))}s",
+                "--latency",
+                "-s",
+                str(script),
+                url,
+            ],
+        ),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -189,11 +202,14 @@ async def _open_loop(host: str, port: int, path: str, body: bytes, rate: float,
 def open_loop(port: int, path: str, body: bytes, *, rate: float, seconds: float,
               connections: int = 64) -> Result:  # fmt: skip
     """Fixed offered load (requests/s), latency measured from each request's due time."""
+    # a separate process, pinned to the other core, so the generator never shares the
+    # server's CPU
+    args = ("127.0.0.1", port, path, body, rate, seconds, connections)
     code = (
-        "import asyncio, sys, json; sys.path.insert(0, %r); import _harness as h; "
-        "import uvloop; r = uvloop.run(h._open_loop('127.0.0.1', %d, %r, %r, %f, %f, %d)); "
-        "print(json.dumps(r.__dict__))"
-    ) % (str(Path(__file__).parent), port, path, body, rate, seconds, connections)
+        f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        "import _harness as h, uvloop; "
+        f"r = uvloop.run(h._open_loop(*{args!r})); print(json.dumps(r.__dict__))"
+    )
     proc = subprocess.run(pinned(1, [sys.executable, "-c", code]), capture_output=True,
                           text=True, check=False)  # fmt: skip
     if proc.returncode != 0:

@@ -22,7 +22,6 @@ import tempfile
 from pathlib import Path
 
 import joblib
-import numpy as np
 import yaml
 from _harness import Result, Server, open_loop, wrk
 from sklearn.datasets import load_breast_cancer
@@ -73,58 +72,71 @@ def bare(model: Path) -> Server:
     return Server(argv, "/health", env={"BARE_MODEL": str(model)})
 
 
-def row(name: str, conc: int | str, r: Result, base: Result | None) -> str:
-    ratio = f"{r.rps / base.rps:5.2f}x" if base else "  1.00x"
-    p99_ratio = f"{r.p99_ms / base.p99_ms:5.2f}x" if base else "  1.00x"
-    return (f"{name:<10} {conc!s:>6} {r.rps:9.0f} {ratio:>8} {r.p50_ms:8.2f} "
-            f"{r.p99_ms:8.2f} {p99_ratio:>8} {r.errors:6d}")  # fmt: skip
+def row(name: str, load: str, r: Result, base: Result | None) -> str:
+    rps = f"{r.rps / base.rps:.2f}x" if base else "1.00x"
+    p99 = f"{r.p99_ms / base.p99_ms:.2f}x" if base else "1.00x"
+    return (
+        f"{name:<10} {load:>8} {r.rps:9.0f} {rps:>8} {r.p50_ms:8.2f} {r.p99_ms:8.2f}"
+        f" {p99:>8} {r.errors:6d}"
+    )
+
+
+HEADER = (
+    f"{'variant':<10} {'load':>8} {'req/s':>9} {'vs base':>8} {'p50 ms':>8} {'p99 ms':>8}"
+    f" {'p99 vs':>8} {'errors':>6}"
+)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each run")
-    parser.add_argument("--load", type=float, default=0.6,
-                        help="open-loop offered load as a share of (b)'s req/s at c=64")  # fmt: skip
+    parser.add_argument(
+        "--load", type=float, default=0.6, help="open-loop rate as a share of (b)'s c=64 req/s"
+    )
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is needed: apt-get install wrk")
     with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        model, champion, shadows, body = build(tmp)
-        results: dict[tuple[str, int], Result] = {}
-        servers = {"(a) bare": (bare(model), "/predict"), "(b) champ": (rendezvous(champion), PATH),
-                   "(c) +2 sh": (rendezvous(shadows), PATH)}  # fmt: skip
-        for name, (server, path) in servers.items():
-            with server:
-                wrk(f"http://127.0.0.1:{server.port}{path}", body, connections=8, seconds=2)
+        model, champion, shadows, body = build(Path(tmpdir))
+        variants = {
+            "(a) bare": (lambda: bare(model), "/predict"),
+            "(b) champ": (lambda: rendezvous(champion), PATH),
+            "(c) +2 sh": (lambda: rendezvous(shadows), PATH),
+        }
+        closed: dict[tuple[str, int], Result] = {}
+        for name, (make, path) in variants.items():
+            with make() as server:
+                url = f"http://127.0.0.1:{server.port}{path}"
+                wrk(url, body, connections=8, seconds=2)  # warm-up
                 for conc in (8, 64):
-                    url = f"http://127.0.0.1:{server.port}{path}"
-                    results[name, conc] = wrk(url, body, connections=conc, seconds=args.seconds)
-        header = (f"{'variant':<10} {'conc':>6} {'req/s':>9} {'vs (a)':>8} {'p50 ms':>8} "
-                  f"{'p99 ms':>8} {'p99 vs':>8} {'errors':>6}")  # fmt: skip
-        print("closed loop (wrk):")
-        print(header)
+                    closed[name, conc] = wrk(url, body, connections=conc, seconds=args.seconds)
+        print("closed loop (wrk), ratios against (a):")
+        print(HEADER)
         for conc in (8, 64):
-            base = results["(a) bare", conc]
-            for name in servers:
-                print(row(name, conc, results[name, conc], None if name.startswith("(a)") else base))
-        rate = args.load * results["(b) champ", 64].rps
-        print(f"\nopen loop at the same offered load ({rate:.0f} req/s), p99 of (c) vs (b):")
-        print(header)
+            base = closed["(a) bare", conc]
+            for name in variants:
+                print(
+                    row(name, f"c={conc}", closed[name, conc], None if name == "(a) bare" else base)
+                )
+
+        rate = args.load * closed["(b) champ", 64].rps
         opened: dict[str, Result] = {}
         for name in ("(b) champ", "(c) +2 sh"):
-            server, path = servers[name]
-            server = rendezvous(champion if name.startswith("(b)") else shadows)
-            with server:
-                open_loop(server.port, PATH, body, rate=rate, seconds=2)  # warm-up
-                opened[name] = open_loop(server.port, PATH, body, rate=rate, seconds=args.seconds)
-            base = opened.get("(b) champ") if name.startswith("(c)") else None
-            print(row(name, f"{rate:.0f}/s", opened[name], base))
-        b64, c64, a64 = (results[k, 64].rps for k in ("(b) champ", "(c) +2 sh", "(a) bare"))
-        print("\ntargets: (b) >= 1.2x (a) at c=64: "
-              f"{b64 / a64:.2f}x; (c) >= 1.0x (a) at c=64: {c64 / a64:.2f}x; "
-              f"open-loop p99 (c)/(b) <= 1.1: {opened['(c) +2 sh'].p99_ms / opened['(b) champ'].p99_ms:.2f}")  # noqa: E501
-    _ = np  # numpy is imported for joblib's pickles
+            make, path = variants[name]
+            with make() as server:
+                open_loop(server.port, path, body, rate=rate, seconds=2)  # warm-up
+                opened[name] = open_loop(server.port, path, body, rate=rate, seconds=args.seconds)
+        print("\nopen loop at the same offered load, ratios against (b):")
+        print(HEADER)
+        print(row("(b) champ", f"{rate:.0f}/s", opened["(b) champ"], None))
+        print(row("(c) +2 sh", f"{rate:.0f}/s", opened["(c) +2 sh"], opened["(b) champ"]))
+
+        a64, b64, c64 = (closed[k, 64].rps for k in variants)
+        p99 = opened["(c) +2 sh"].p99_ms / opened["(b) champ"].p99_ms
+        print(
+            f"\ntargets: (b)/(a) req/s at c=64 = {b64 / a64:.2f} (>= 1.2); "
+            f"(c)/(a) = {c64 / a64:.2f} (>= 1.0); open-loop p99 (c)/(b) = {p99:.2f} (<= 1.1)"
+        )
 
 
 if __name__ == "__main__":

@@ -9,13 +9,13 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from support import FIXTURES, deployment, py
 
 from rendezvous.archive.base import Archive
 from rendezvous.errors import InputError
 from rendezvous.executor import ModelExecutor
 from rendezvous.models.base import Matrix, Model, ModelInfo, Output
 from rendezvous.service import Rendezvous
+from support import FIXTURES, deployment, py
 
 
 def archive_of(rv: Rendezvous, name: str = "dep") -> Archive:
@@ -87,7 +87,9 @@ async def test_a_raising_champion_falls_back_and_says_so(start: Any) -> None:
     assert answer.prediction == 0
     assert answer.detail is not None and "ValueError: boom" in answer.detail
     await settle(rv)
-    [champ] = [s for s in archive_of(rv).scores_for_request(answer.request_id) if s.model == "champ"]
+    [champ] = [
+        s for s in archive_of(rv).scores_for_request(answer.request_id) if s.model == "champ"
+    ]
     assert champ.error is not None and "boom" in champ.error
 
 
@@ -109,7 +111,7 @@ async def test_an_executor_survives_model_errors_row_by_row(start: Any) -> None:
     dep = deployment([py("champ", "picky", "champion")], default={"prediction": -1})
     rv = await start(dep)
     answers = await rv.get("dep").predict([[float(i), 0.0] for i in range(10, 16)])
-    by_row = {i: a for i, a in zip(range(10, 16), answers, strict=True)}
+    by_row = dict(zip(range(10, 16), answers, strict=True))
     assert by_row[13].reason == "default"
     assert all(a.prediction == 1 for i, a in by_row.items() if i != 13)
     # and it keeps serving afterwards
@@ -177,6 +179,8 @@ async def test_enrichers_shape_what_models_see_and_what_is_archived(
         ({"a": 1.0, "b": 2, "c": 3}, r"input: unknown field\(s\) \['c'\]"),
         ("abc", r"input: expected a list of 2 numbers or an object"),
         ([True, 1.0], r"input\[0\]: expected a number, got boolean true"),
+        ([float("nan"), 1.0], r"input\[0\]: expected a number, got nan \(not a finite number\)"),
+        ({"a": 1.0, "b": float("-inf")}, r"input\.b: expected a number, got -inf"),
     ],
 )
 async def test_bad_rows_are_refused_naming_the_field(start: Any, row: Any, message: str) -> None:

@@ -72,8 +72,7 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
-    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = 1
-    << 20,
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = 1 << 20,
 ) -> None:
     """Serve deployments over HTTP (native API, Open Inference Protocol V2, /metrics)."""
     from .api.app import create_app

@@ -30,12 +30,12 @@ __all__ = [
     "Deployment",
     "EnricherConfig",
     "FunctionEnricher",
+    "InputSchema",
     "LookupEnricher",
     "ModelConfig",
     "ModelKind",
     "Role",
     "ScheduleEntry",
-    "InputSchema",
     "load_deployment",
     "parse_deployment",
 ]

@@ -166,7 +166,12 @@ class ModelExecutor(Executor):
         inline: bool = False,
     ) -> None:
         super().__init__(
-            bus, deployment, model.name, batch=batch, capacity=capacity, metrics=metrics,
+            bus,
+            deployment,
+            model.name,
+            batch=batch,
+            capacity=capacity,
+            metrics=metrics,
             consumer=consumer,
         )
         self._model: AnyModel = model
@@ -318,7 +323,12 @@ class DecoyExecutor(Executor):
         consumer: str = "0",
     ) -> None:
         super().__init__(
-            bus, deployment, name, batch=batch, capacity=capacity, metrics=metrics,
+            bus,
+            deployment,
+            name,
+            batch=batch,
+            capacity=capacity,
+            metrics=metrics,
             consumer=consumer,
         )
         self.archive = archive
@@ -333,4 +343,3 @@ class DecoyExecutor(Executor):
 def _log_failure(task: asyncio.Future[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("publishing a dropped-work score failed: %s", task.exception())
-

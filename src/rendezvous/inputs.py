@@ -25,6 +25,8 @@ def _describe(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return f"boolean {str(value).lower()}"
+    if isinstance(value, float):
+        return f"{value} (not a finite number)"
     return type(value).__name__
 
 
@@ -47,7 +49,8 @@ class RowParser:
             if not self.enrichers:
                 for i, v in enumerate(row):
                     t = type(v)
-                    if t is not float and t is not int:
+                    # v - v is 0 for every finite number, nan for inf and nan
+                    if (t is not float and t is not int) or v - v != 0:
                         raise InputError(f"expected a number, got {_describe(v)}", f"{loc}[{i}]")
                 return row
             row = dict(zip(self.names, row, strict=True))
@@ -72,7 +75,7 @@ class RowParser:
         for name in self.names:
             v = row.get(name, _MISSING)
             t = type(v)
-            if t is not float and t is not int:
+            if (t is not float and t is not int) or v - v != 0:
                 if v is _MISSING:
                     raise InputError("missing feature", f"{loc}.{name}")
                 raise InputError(f"expected a number, got {_describe(v)}", f"{loc}.{name}")

@@ -11,7 +11,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .archive.base import Archive, RequestRecord
@@ -44,7 +44,9 @@ def load_models(dep: Deployment) -> dict[str, AnyModel]:
         try:
             models[cfg.name] = load_model(cfg, dep)
         except Exception as exc:
-            message = str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
+            message = (
+                str(exc) if isinstance(exc, ModelLoadError) else f"{type(exc).__name__}: {exc}"
+            )
             problems.append(Problem(f"models[{i}].source", message))
     if problems:
         raise ConfigError(dep.name, problems)
@@ -115,10 +117,11 @@ class DeploymentRuntime:
         m.waiting.labels(self.name).set_function(lambda: self.collector.waiting)
         m.archive_backlog.labels(self.name).set_function(lambda: self.archive.backlog)
         for cfg in dep.models:
-            m.queue_depth.labels(self.name, cfg.name).set_function(
-                lambda n=cfg.name: self.bus.backlog(self.name, n)
-            )
+            m.queue_depth.labels(self.name, cfg.name).set_function(self._backlog_of(cfg.name))
         self._started = True
+
+    def _backlog_of(self, model: str) -> Callable[[], float]:
+        return lambda: self.bus.backlog(self.name, model)
 
     def _executor(self, cfg: ModelConfig) -> Executor:
         common: dict[str, Any] = {
@@ -215,9 +218,7 @@ class DeploymentRuntime:
             "name": dep.name,
             "features": dep.input_schema.names,
             "deadline_ms": dep.deadline_ms,
-            "schedule": [
-                {"model": e.model, "wait_ms": e.wait_ms} for e in dep.schedule_entries()
-            ],
+            "schedule": [{"model": e.model, "wait_ms": e.wait_ms} for e in dep.schedule_entries()],
             "default": dep.default,
             "models": [self._describe_model(cfg) for cfg in dep.models],
         }

@@ -30,6 +30,7 @@ def _config(app: Any, host: str, port: int, log_level: str) -> uvicorn.Config:
         log_level=log_level,
         loop="uvloop" if sys.platform != "win32" else "asyncio",
         http="httptools",
+        ws="none",  # no websocket routes; its modules warn on import
         access_log=False,
         timeout_graceful_shutdown=10,
     )

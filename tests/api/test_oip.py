@@ -146,6 +146,14 @@ def test_requested_outputs_restrict_the_answer(
     np.testing.assert_allclose(mixed.as_numpy("probabilities"), result.as_numpy("probabilities"))
 
 
+def test_infer_at_the_served_version(
+    tc: triton.InferenceServerClient, http: httpx.Client, cancer: Data
+) -> None:
+    version = champion_version(http, "cancer")
+    result = tc.infer("cancer", [matrix_input(cancer[0][:2])], model_version=version)
+    assert result.get_response()["model_version"] == version
+
+
 def test_fp32_input_and_one_row_shape(
     tc: triton.InferenceServerClient, cancer: Data, cancer_model: Any
 ) -> None:
@@ -334,6 +342,11 @@ async def test_nested_and_flat_data_agree(client: httpx.AsyncClient, cancer: Dat
     assert flat.status_code == nested.status_code == 200
     assert flat.json()["outputs"] == nested.json()["outputs"]
     assert flat.headers["content-type"] == "application/json"
+
+
+async def test_empty_outputs_list_means_all(client: httpx.AsyncClient) -> None:
+    response = await _infer(client, "cancer", {**_json_tensor([30], ROW), "outputs": []})
+    assert [o["name"] for o in response.json()["outputs"]] == ["predict", "probabilities"]
 
 
 @pytest.mark.parametrize("datatype", ["INT32", "INT64", "UINT8", "FP16", "FP32", "BOOL"])

@@ -11,7 +11,7 @@ gzip and deflate bodies.
 
 from __future__ import annotations
 
-import zlib
+import functools
 from importlib import metadata
 from typing import Any
 
@@ -23,21 +23,28 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ..collector import Answer
-from ..errors import InputError, MalformedBody, NotFound, PayloadTooLarge
+from ..errors import InputError, NotFound
 from ..runtime import DeploymentRuntime
 from ..service import Rendezvous
+from .encoding import compress, decompress
 from .http import JSONResponse, error_response, parse_json, read_body
-from .tensors import BYTES, DATATYPES, Tensor, decode_inputs, encode_outputs, split_body
+from .tensors import (
+    BYTES,
+    DATATYPES,
+    HEADER_LENGTH,
+    Tensor,
+    decode_inputs,
+    encode_outputs,
+    split_body,
+)
 
 __all__ = ["SERVER_NAME", "model_metadata", "routes", "server_version"]
 
 SERVER_NAME = "rendezvous-ml"
-HEADER_LENGTH = "Inference-Header-Content-Length"
 PREDICT, PROBABILITIES = "predict", "probabilities"
-# Below this size compressing a response costs more time than it saves on the wire.
-MIN_COMPRESS_BYTES = 1024
 
 
+@functools.cache  # reading package metadata scans sys.path: once is enough
 def server_version() -> str:
     try:
         return metadata.version(SERVER_NAME)
@@ -98,7 +105,11 @@ async def model_ready(request: Request) -> JSONResponse:
 
 
 def model_metadata(runtime: DeploymentRuntime) -> dict[str, Any]:
-    """The deployment as an OIP model: one FP64 input, ``predict`` (+ ``probabilities``)."""
+    """The deployment as an OIP model: one FP64 input, ``predict`` (+ ``probabilities``).
+
+    ``predict``'s datatype follows the champion's class labels; a model without classes is
+    announced as FP64 (a score), though a rule answering strings will answer BYTES.
+    """
     champion = runtime.champion
     schema = runtime.deployment.input_schema
     classes = champion.info.classes
@@ -134,7 +145,7 @@ async def infer(request: Request) -> Response:
     try:
         runtime = _runtime(request)
         limit: int = request.app.state.max_body_bytes
-        body = _decompress(
+        body = decompress(
             await read_body(request, limit), request.headers.get("content-encoding"), limit
         )
         head, binary = split_body(body, request.headers.get(HEADER_LENGTH))
@@ -144,6 +155,7 @@ async def infer(request: Request) -> Response:
         request_id = payload.get("id")
         if request_id is not None and not isinstance(request_id, str):
             raise InputError("expected a string", "id")
+        params = _params(payload)
         wanted = _requested_outputs(payload, runtime)
         tensors = decode_inputs(payload.get("inputs"), binary)
         rows = _rows(tensors, runtime)
@@ -159,7 +171,6 @@ async def infer(request: Request) -> Response:
         return JSONResponse(
             {"error": f"{message} ({detail})" if detail else message}, status_code=503
         )
-    outputs = [t for t in _outputs(answers, runtime) if wanted is None or t.name in wanted]
     out: dict[str, Any] = {"model_name": runtime.name, "model_version": _version(answers, runtime)}
     if request_id is not None:
         out["id"] = request_id
@@ -169,14 +180,9 @@ async def infer(request: Request) -> Response:
         "models": [a.model for a in answers],
         "model_versions": [a.version for a in answers],
     }
-    # per output "binary_data" wins over the request's "binary_data_output"
-    default_binary = _params(payload).get("binary_data_output") is True
-    binary_names = set()
-    for t in outputs:
-        flag = wanted.get(t.name) if wanted else None
-        if default_binary if flag is None else flag:
-            binary_names.add(t.name)
-    out["outputs"], raw = encode_outputs(outputs, binary_names)
+    outputs = [t for t in _outputs(answers, runtime) if wanted is None or t.name in wanted]
+    as_bytes = _binary_outputs(outputs, wanted, params.get("binary_data_output") is True)
+    out["outputs"], raw = encode_outputs(outputs, as_bytes)
     return _response(out, raw, request.headers.get("accept-encoding"))
 
 
@@ -190,10 +196,9 @@ def _params(payload: dict[str, Any], loc: str = "parameters") -> dict[str, Any]:
 def _requested_outputs(
     payload: dict[str, Any], runtime: DeploymentRuntime
 ) -> dict[str, bool | None] | None:
-    """Output name → binary flag (None: the request's default) for outputs asked for."""
-    _params(payload)
+    """Output name → binary flag (None: the request's default); None asks for all."""
     specs = payload.get("outputs")
-    if specs is None:
+    if specs is None or specs == []:
         return None
     if not isinstance(specs, list):
         raise InputError("expected a list of {name, parameters} objects", "outputs")
@@ -213,6 +218,18 @@ def _requested_outputs(
         binary = params.get("binary_data")
         wanted[spec["name"]] = binary if isinstance(binary, bool) else None
     return wanted
+
+
+def _binary_outputs(
+    outputs: list[Tensor], wanted: dict[str, bool | None] | None, default: bool
+) -> set[str]:
+    """Outputs to send as bytes: an output's own "binary_data" wins over the request's."""
+    names = set()
+    for t in outputs:
+        flag = wanted.get(t.name) if wanted else None
+        if default if flag is None else flag:
+            names.add(t.name)
+    return names
 
 
 def _rows(tensors: list[Tensor], runtime: DeploymentRuntime) -> list[Any]:
@@ -250,7 +267,7 @@ def _rows(tensors: list[Tensor], runtime: DeploymentRuntime) -> list[Any]:
                 f"{t.shape[0]} rows, but the tensors before it have {n_rows}", f"{loc}.shape"
             )
         n_rows = t.shape[0]
-        columns.append(t.data.tolist() if t.datatype == BYTES else _floats(t.data, loc))
+        columns.append(t.data.tolist() if t.datatype == BYTES else _finite(t.data, loc).tolist())
     return [dict(zip(seen, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
@@ -273,18 +290,19 @@ def _matrix_rows(t: Tensor, width: int) -> list[Any]:
             f"expected {width} features per row, got {f} (shape {list(t.shape)})",
             "inputs[0].shape",
         )
-    flat = _floats(t.data, "inputs[0]")
-    return [flat[i * f : (i + 1) * f] for i in range(n)]
+    rows: list[Any] = _finite(t.data, "inputs[0]").reshape(n, f).tolist()
+    return rows
 
 
-def _floats(data: npt.NDArray[Any], loc: str) -> list[float]:
+def _finite(data: npt.NDArray[Any], loc: str) -> npt.NDArray[np.float64]:
+    """Float64 values; NaN and infinities cannot come from JSON, so binary data must not
+    smuggle them past the native API's rules either."""
     values = data.astype(np.float64)
     finite = np.isfinite(values)
     if not finite.all():
         j = int(np.argmin(finite))
         raise InputError(f"expected a finite number, got {values[j]}", f"{loc}.data[{j}]")
-    result: list[float] = values.tolist()
-    return result
+    return values
 
 
 # -- answers → output tensors --------------------------------------------------------------
@@ -364,33 +382,8 @@ def _version(answers: list[Answer], runtime: DeploymentRuntime) -> str:
     return runtime.champion.version
 
 
-# -- bodies: compression and the binary layout ---------------------------------------------
-
-
-def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
-    enc = (encoding or "identity").strip().lower()
-    if enc == "identity":
-        return body
-    if enc not in ("gzip", "deflate"):
-        raise MalformedBody(
-            f"unsupported encoding '{encoding}'; expected gzip, deflate or identity",
-            "headers.content-encoding",
-        )
-    # "deflate" in HTTP is the zlib format (RFC 9110), which is what Triton clients send
-    inflater = zlib.decompressobj(31 if enc == "gzip" else 15)
-    try:
-        # bounded, so a small compressed body cannot expand past the body limit
-        out = inflater.decompress(body, limit + 1)
-    except zlib.error as exc:
-        raise MalformedBody(f"body is not valid {enc} data: {exc}", "body") from None
-    if len(out) > limit or inflater.unconsumed_tail:
-        raise PayloadTooLarge(f"decompressed body is over the limit of {limit} bytes")
-    if not inflater.eof:
-        raise MalformedBody(f"truncated {enc} body", "body")
-    return out
-
-
 def _response(out: dict[str, Any], raw: bytes, accept_encoding: str | None) -> Response:
+    """JSON alone, or with binary outputs the JSON header and then the tensors' bytes."""
     head = orjson.dumps(out, option=orjson.OPT_SERIALIZE_NUMPY)
     headers = {}
     if raw:
@@ -398,32 +391,9 @@ def _response(out: dict[str, Any], raw: bytes, accept_encoding: str | None) -> R
         media_type = "application/octet-stream"
     else:
         media_type = "application/json"
-    body = head + raw
-    encoding = _accepted_encoding(accept_encoding) if len(body) >= MIN_COMPRESS_BYTES else None
-    if encoding is not None:
-        deflater = zlib.compressobj(6, zlib.DEFLATED, 31 if encoding == "gzip" else 15)
-        body = deflater.compress(body) + deflater.flush()
-        headers["Content-Encoding"] = encoding
-        headers["Vary"] = "Accept-Encoding"
+    body, encoding = compress(head + raw, accept_encoding)
+    headers.update(encoding)
     return Response(body, media_type=media_type, headers=headers)
-
-
-def _accepted_encoding(header: str | None) -> str | None:
-    if not header:
-        return None
-    accepted: set[str] = set()
-    for item in header.split(","):
-        token, _, params = item.partition(";")
-        try:
-            q = float(params.strip().removeprefix("q=") or 1)
-        except ValueError:
-            q = 1.0
-        if q > 0:  # q=0 refuses an encoding
-            accepted.add(token.strip().lower())
-    for encoding in ("gzip", "deflate"):
-        if encoding in accepted:
-            return encoding
-    return None
 
 
 routes = [

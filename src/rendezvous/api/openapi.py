@@ -14,8 +14,8 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from .oip import HEADER_LENGTH, SERVER_NAME, server_version
-from .tensors import SUPPORTED
+from .oip import SERVER_NAME, server_version
+from .tensors import HEADER_LENGTH, SUPPORTED
 
 __all__ = ["DOCS_HTML", "openapi_document"]
 

@@ -24,6 +24,7 @@ from ..errors import InputError, MalformedBody
 __all__ = [
     "BYTES",
     "DATATYPES",
+    "HEADER_LENGTH",
     "SUPPORTED",
     "Tensor",
     "decode_inputs",
@@ -31,6 +32,7 @@ __all__ = [
     "split_body",
 ]
 
+HEADER_LENGTH = "Inference-Header-Content-Length"
 BYTES = "BYTES"
 DATATYPES: dict[str, np.dtype[Any]] = {
     "BOOL": np.dtype("?"),

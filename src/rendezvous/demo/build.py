@@ -67,7 +67,9 @@ def build_demo(directory: Path, *, seed: int = 7) -> DemoData:
     onx = to_onnx(forest, x_train[:1].astype(np.float32), options={"zipmap": False})
     (directory / "forest.onnx").write_bytes(onx.SerializeToString())
 
-    river_model = compose.Pipeline(preprocessing.StandardScaler(), linear_model.LogisticRegression())
+    river_model = compose.Pipeline(
+        preprocessing.StandardScaler(), linear_model.LogisticRegression()
+    )
     for row, label in zip(x_train, y_train, strict=True):
         river_model.learn_one(dict(zip(features, row.tolist(), strict=True)), bool(label))
     with (directory / "river.pkl").open("wb") as fh:
@@ -105,6 +107,4 @@ def build_demo(directory: Path, *, seed: int = 7) -> DemoData:
     }
     path = directory / "deployment.yaml"
     path.write_text(yaml.safe_dump(deployment, sort_keys=False), encoding="utf-8")
-    return DemoData(
-        path, archive, features, x_test.astype(np.float64), y_test.astype(np.int64)
-    )
+    return DemoData(path, archive, features, x_test.astype(np.float64), y_test.astype(np.int64))

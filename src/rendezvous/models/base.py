@@ -72,7 +72,7 @@ class Model(_Base, ABC):
     def predict(self, rows: Matrix) -> Output:
         """Predict every row of ``rows`` (shape ``(n, n_features)``)."""
 
-    def close(self) -> None:  # noqa: B027 - optional hook, nothing to release by default
+    def close(self) -> None:
         """Release resources held by the model."""
 
 
@@ -85,7 +85,7 @@ class AsyncModel(_Base, ABC):
     async def predict(self, rows: Matrix) -> Output:
         """Predict every row of ``rows`` (shape ``(n, n_features)``)."""
 
-    async def aclose(self) -> None:  # noqa: B027 - optional hook
+    async def aclose(self) -> None:
         """Release resources held by the model."""
 
 

@@ -31,6 +31,8 @@ OPTIONS = {"protocol", "timeout_ms", "headers", "classes", "input_name"}
 
 
 class HttpModel(AsyncModel):
+    """A remote model; ``aclose`` closes its connection pool."""
+
     def __init__(
         self,
         info: ModelInfo,
@@ -53,9 +55,7 @@ class HttpModel(AsyncModel):
                 response = await self.client.post(
                     self.url, content=body, headers={"content-type": "application/json"}
                 )
-        except TimeoutError as exc:
-            raise self._error(f"no answer within {self._timeout_s * 1000:g} ms") from exc
-        except httpx.TimeoutException as exc:
+        except (TimeoutError, httpx.TimeoutException) as exc:
             raise self._error(f"no answer within {self._timeout_s * 1000:g} ms") from exc
         except httpx.HTTPError as exc:
             raise self._error(f"request failed: {type(exc).__name__}: {exc}") from exc
