@@ -57,6 +57,10 @@ class ModelKind(StrEnum):
     DECOY = "decoy"
 
 
+# A challenger answers only when the champion did not, well inside a typical deadline;
+# this much lingering turns one model call per request into one per batch under load.
+SHADOW_LINGER_MS = 2.0
+
 # Kinds whose ``source`` is a file on disk (the others take an import string or a URL).
 FILE_KINDS = {ModelKind.SKLEARN, ModelKind.ONNX}
 
@@ -98,11 +102,15 @@ class BatchConfig(_Strict):
     """Adaptive micro-batching: whatever queued while the model was busy forms the next batch.
 
     ``max_wait_ms`` lets a batch that already has company wait a little for more; a lone
-    request is never held back.
+    request is never held back for it. ``linger_ms`` is for models whose answer nobody
+    waits for first (challengers, canaries): they wait that long for company even when
+    alone, so they compute in batches and leave the CPU to the champion. Unset, it is 0 for
+    the champion and ``SHADOW_LINGER_MS`` for the others.
     """
 
     max_size: int = Field(default=64, ge=1, le=65536)
     max_wait_ms: float = Field(default=0.0, ge=0, le=1000)
+    linger_ms: float | None = Field(default=None, ge=0, le=1000)
 
 
 class ModelConfig(_Strict):
@@ -144,6 +152,13 @@ class ModelConfig(_Strict):
         elif not self.source:
             raise ValueError(f"kind '{self.kind}' needs a 'source'")
         return self
+
+    @property
+    def linger_ms(self) -> float:
+        """How long a lone request waits for company (see :class:`BatchConfig`)."""
+        if self.batch.linger_ms is not None:
+            return self.batch.linger_ms
+        return 0.0 if self.role is Role.CHAMPION else SHADOW_LINGER_MS
 
     @property
     def computes(self) -> bool:

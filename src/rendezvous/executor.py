@@ -3,7 +3,9 @@
 Adaptive micro-batching: whatever queued while the model was busy forms the next batch (up
 to ``max_size``), so under load one model call serves many requests, and a lone request is
 computed at once. ``max_wait_ms`` lets a batch that already has company wait a little for
-more; a single request never waits.
+more; a single request never waits for it. Only models nobody waits on first (challengers,
+canaries) ``linger``: they let a lone request wait a little for company, so their model
+calls come in batches and leave the CPU to the champion.
 
 Synchronous models run on the executor's own thread, so a slow shadow (or one that sleeps)
 never holds the event loop that answers users; ``inline`` models run on the loop itself,
@@ -48,9 +50,11 @@ class Executor:
         capacity: int,
         metrics: Metrics,
         consumer: str = "0",
+        linger_ms: float = 0.0,
         poll_s: float = 0.25,
     ) -> None:
         self.bus = bus
+        self.linger = linger_ms / 1000.0
         self.deployment = deployment
         self.name = name
         self.batch = batch
@@ -114,11 +118,12 @@ class Executor:
                     if self._stopping:
                         return
                     continue
-                if max_wait and 1 < len(requests) < max_size:
-                    requests += await self._more(max_size - len(requests), max_wait)
-                batch_hist.observe(len(requests))
                 self._busy = True
                 try:
+                    room = max_size - len(requests)
+                    if room > 0 and (self.linger or (max_wait and len(requests) > 1)):
+                        requests += await self._more(room, max(self.linger, max_wait))
+                    batch_hist.observe(len(requests))
                     await self._handle(requests)
                     await bus.ack(dep, name, requests)
                 finally:
@@ -132,19 +137,13 @@ class Executor:
                 log.exception("%r: error in receive loop", self)
                 await asyncio.sleep(0.05)
 
-    async def _more(self, room: int, max_wait: float) -> list[Request]:
-        deadline = time.monotonic() + max_wait
-        extra: list[Request] = []
-        while room > 0:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                break
-            got = await self.bus.receive(
-                self.deployment, self.name, self.consumer, max_items=room, timeout=left
-            )
-            extra += got
-            room -= len(got)
-        return extra
+    async def _more(self, room: int, wait: float) -> list[Request]:
+        # Sleep, then take what came: waking on every arrival would cost a task switch per
+        # request, which is what batching is meant to save.
+        await asyncio.sleep(wait)
+        return await self.bus.receive(
+            self.deployment, self.name, self.consumer, max_items=room, timeout=0.0
+        )
 
     async def _handle(self, requests: list[Request]) -> None:
         raise NotImplementedError
@@ -164,6 +163,7 @@ class ModelExecutor(Executor):
         metrics: Metrics,
         consumer: str = "0",
         inline: bool = False,
+        linger_ms: float = 0.0,
     ) -> None:
         super().__init__(
             bus,
@@ -173,6 +173,7 @@ class ModelExecutor(Executor):
             capacity=capacity,
             metrics=metrics,
             consumer=consumer,
+            linger_ms=linger_ms,
         )
         self._model: AnyModel = model
         self._inline = inline
@@ -321,6 +322,7 @@ class DecoyExecutor(Executor):
         capacity: int,
         metrics: Metrics,
         consumer: str = "0",
+        linger_ms: float = 0.0,
     ) -> None:
         super().__init__(
             bus,
@@ -330,6 +332,7 @@ class DecoyExecutor(Executor):
             capacity=capacity,
             metrics=metrics,
             consumer=consumer,
+            linger_ms=linger_ms,
         )
         self.archive = archive
 

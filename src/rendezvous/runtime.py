@@ -129,11 +129,16 @@ class DeploymentRuntime:
             "capacity": cfg.queue_size,
             "metrics": self.metrics,
             "consumer": self.instance,
+            "linger_ms": cfg.linger_ms,
         }
         if cfg.role is Role.DECOY:
             return DecoyExecutor(self.bus, self.name, cfg.name, self.archive, **common)
         return ModelExecutor(
-            self.bus, self.name, self.models[cfg.name], inline=cfg.inline, **common
+            self.bus,
+            self.name,
+            self.models[cfg.name],
+            inline=cfg.inline,
+            **common,
         )
 
     async def stop(self, timeout: float = 5.0) -> None:

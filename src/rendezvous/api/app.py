@@ -6,6 +6,7 @@ lifespan, so ``uvicorn`` (or any ASGI server) owns the whole lifecycle.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,6 +19,7 @@ from starlette.routing import Route
 
 from ..service import Rendezvous
 from . import native, oip
+from .fastpath import PredictFastPath
 from .http import JSONResponse
 from .openapi import DOCS_HTML, openapi_document
 
@@ -44,12 +46,21 @@ async def http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
 
 
-def create_app(service: Rendezvous, *, max_body_bytes: int = DEFAULT_MAX_BODY) -> Starlette:
-    """An ASGI app serving ``service``; its lifespan starts and stops the service."""
+def create_app(
+    service: Rendezvous, *, max_body_bytes: int = DEFAULT_MAX_BODY, fast_path: bool = True
+) -> Starlette:
+    """An ASGI app serving ``service``; its lifespan starts and stops the service.
+
+    With ``fast_path`` (the default) predict calls skip Starlette's middleware and router
+    (see :mod:`rendezvous.api.fastpath`); the answers are the same either way.
+    """
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await service.start()
+        # Everything loaded so far (models, libraries) lives as long as the process: move it
+        # out of the collector's sight, so full collections stay short while serving.
+        gc.freeze()
         try:
             yield
         finally:
@@ -68,4 +79,7 @@ def create_app(service: Rendezvous, *, max_body_bytes: int = DEFAULT_MAX_BODY) -
     )
     app.state.rendezvous = service
     app.state.max_body_bytes = max_body_bytes
+    if fast_path:
+        # the wrapper forwards attribute access, so it still looks like the Starlette app
+        return PredictFastPath(app, service, max_body_bytes)  # type: ignore[return-value]
     return app

@@ -14,7 +14,14 @@ from starlette.responses import Response
 
 from ..errors import InputError, MalformedBody, PayloadTooLarge, RendezvousError
 
-__all__ = ["JSONResponse", "error_response", "parse_json", "read_body", "read_json"]
+__all__ = [
+    "JSONResponse",
+    "error_payload",
+    "error_response",
+    "parse_json",
+    "read_body",
+    "read_json",
+]
 
 log = logging.getLogger("rendezvous.api")
 
@@ -59,12 +66,18 @@ async def read_json(request: Request, limit: int) -> Any:
     return parse_json(await read_body(request, limit))
 
 
-def error_response(exc: Exception) -> JSONResponse:
-    """The JSON answer for any exception that reached a route."""
+def error_payload(exc: Exception) -> tuple[int, dict[str, Any]]:
+    """Status and JSON body for any exception that reached a route."""
     if isinstance(exc, RendezvousError):
         body: dict[str, Any] = {"error": str(exc)}
         if isinstance(exc, InputError) and exc.loc:
             body["loc"] = exc.loc
-        return JSONResponse(body, status_code=exc.status)
+        return exc.status, body
     log.exception("unexpected error while serving a request")
-    return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+    return 500, {"error": f"internal error: {type(exc).__name__}"}
+
+
+def error_response(exc: Exception) -> JSONResponse:
+    """The JSON answer for any exception that reached a route."""
+    status, body = error_payload(exc)
+    return JSONResponse(body, status_code=status)

@@ -9,15 +9,18 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Route
 
 from ..collector import Answer
 from ..errors import InputError
 from ..runtime import DeploymentRuntime
 from ..service import Rendezvous
-from .http import JSONResponse, error_response, read_json
+from .http import JSONResponse, error_payload, error_response, parse_json, read_body
 
-__all__ = ["answer_json", "routes"]
+__all__ = ["NO_ANSWER", "answer_json", "predict_payload", "routes"]
+
+NO_ANSWER = "no model answered by the deadline and no default is configured"
 
 
 def _service(request: Request) -> Rendezvous:
@@ -48,41 +51,48 @@ def answer_json(runtime: DeploymentRuntime, answer: Answer) -> dict[str, Any]:
     return out
 
 
-def _status(answer: Answer) -> int:
-    return 503 if answer.reason == "error" else 200
+async def predict_payload(service: Rendezvous, name: str, body: bytes) -> tuple[int, Any]:
+    """Status and JSON payload for a predict call; errors become their JSON answers.
 
-
-async def predict(request: Request) -> JSONResponse:
+    Shared by the Starlette route and the ASGI fast path, so both answer identically.
+    """
     try:
-        runtime = _service(request).get(request.path_params["name"])
-        body = await read_json(request, request.app.state.max_body_bytes)
-        if not isinstance(body, dict):
-            raise InputError(f"expected a JSON object, got {type(body).__name__}", loc="body")
-        unknown = sorted(set(body) - {"input", "inputs"})
+        runtime = service.get(name)
+        data = parse_json(body)
+        if not isinstance(data, dict):
+            raise InputError(f"expected a JSON object, got {type(data).__name__}", loc="body")
+        unknown = sorted(set(data) - {"input", "inputs"})
         if unknown:
             raise InputError(f"unknown key(s) {unknown}; expected 'input' or 'inputs'", "body")
-        if "input" in body and "inputs" not in body:
-            answer = await runtime.predict_one(body["input"], loc="input")
+        if "input" in data and "inputs" not in data:
+            answer = await runtime.predict_one(data["input"], loc="input")
             out = answer_json(runtime, answer)
             if answer.reason == "error":
-                out["error"] = "no model answered by the deadline and no default is configured"
-            return JSONResponse(out, status_code=_status(answer))
-        if "inputs" in body and "input" not in body:
-            rows = body["inputs"]
+                out["error"] = NO_ANSWER
+                return 503, out
+            return 200, out
+        if "inputs" in data and "input" not in data:
+            rows = data["inputs"]
             if not isinstance(rows, list):
                 raise InputError(f"expected a list of rows, got {type(rows).__name__}", "inputs")
             answers = await runtime.predict(rows, loc="inputs")
             status = 503 if all(a.reason == "error" for a in answers) else 200
-            return JSONResponse(
-                {"predictions": [answer_json(runtime, a) for a in answers]}, status_code=status
-            )
+            return status, {"predictions": [answer_json(runtime, a) for a in answers]}
         raise InputError("expected exactly one of 'input' (one row) or 'inputs' (rows)", "body")
     except Exception as exc:
-        runtime_name = request.path_params.get("name", "")
-        service = _service(request)
-        if runtime_name in service.runtimes and isinstance(exc, InputError):
-            service.metrics.rejected.labels(runtime_name, "bad_input").inc()
+        if isinstance(exc, InputError) and name in service.runtimes:
+            service.metrics.rejected.labels(name, "bad_input").inc()
+        return error_payload(exc)
+
+
+async def predict(request: Request) -> Response:
+    service = _service(request)
+    try:
+        body = await read_body(request, request.app.state.max_body_bytes)
+    except Exception as exc:
         return error_response(exc)
+    status, payload = await predict_payload(service, request.path_params["name"], body)
+    return JSONResponse(payload, status_code=status)
 
 
 async def list_deployments(request: Request) -> JSONResponse:

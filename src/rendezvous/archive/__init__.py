@@ -3,22 +3,30 @@
 ``memory``                       in-process, gone with the process (tests, demos)
 ``sqlite:///relative/path.db``   one SQLite file, relative to the deployment file's folder
 ``sqlite:////abs/path.db``       one SQLite file at an absolute path
-``postgresql://…``               shared PostgreSQL (not available yet)
+``postgresql://user@host/db``    shared PostgreSQL (also ``postgres://``); ``?schema=name``
+                                 puts the tables in that PostgreSQL schema
+
+The PostgreSQL backend needs the ``postgres`` extra; it is imported only when asked for.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ArchiveError
+from ..errors import ArchiveError, MissingDependency
 from .base import Archive, DecoyInput, RequestRecord
 from .memory import MemoryArchive
 from .sqlite import SQLiteArchive
+
+if TYPE_CHECKING:
+    from .postgres import PostgresArchive
 
 __all__ = [
     "Archive",
     "DecoyInput",
     "MemoryArchive",
+    "PostgresArchive",
     "RequestRecord",
     "SQLiteArchive",
     "open_archive",
@@ -46,11 +54,27 @@ def open_archive(
         path = _sqlite_path(url, base_dir)
         return SQLiteArchive(path, max_buffer=max_buffer, flush_interval=flush_interval)
     if url.startswith(("postgresql://", "postgres://")):
-        raise ArchiveError(
-            f"archive {url!r}: PostgreSQL archive is not available yet;"
-            " use 'sqlite:///rendezvous.db' or 'memory' for now"
-        )
+        postgres_archive = _postgres_archive()
+        return postgres_archive(url, max_buffer=max_buffer, flush_interval=flush_interval)
     raise ArchiveError(f"unknown archive {url!r}: {_EXPECTED} or 'postgresql://…'")
+
+
+def __getattr__(name: str) -> Any:
+    # PostgresArchive is public, but importing psycopg is paid only by those who use it.
+    if name == "PostgresArchive":
+        return _postgres_archive()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _postgres_archive() -> type[PostgresArchive]:
+    try:
+        from .postgres import PostgresArchive
+    except ImportError as exc:
+        # psycopg itself, or its libpq wrapper (that ImportError names no module)
+        if exc.name is not None and not exc.name.startswith("psycopg"):
+            raise
+        raise MissingDependency("psycopg", "postgres", "the PostgreSQL archive") from exc
+    return PostgresArchive
 
 
 def _sqlite_path(url: str, base_dir: Path | None) -> Path:
