@@ -21,7 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err = Console(stderr=True)
+# problems name paths and fields: never wrap them, a reader greps for them
+err = Console(stderr=True, soft_wrap=True)
 
 Files = Annotated[list[Path], typer.Argument(help="Deployment files (YAML or JSON).")]
 
@@ -61,7 +62,10 @@ def validate(
             failed = exc
             _fail(exc)
             continue
-        console.print(f"[green]OK[/] {path}: deployment '{dep.name}', {len(dep.models)} models")
+        console.print(
+            f"[green]OK[/] {path}: deployment '{dep.name}', {len(dep.models)} models",
+            soft_wrap=True,
+        )
     if failed is not None:
         raise typer.Exit(failed.exit_code)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import BusError
+from ..errors import BusError, MissingDependency
 from .base import Bus, DropHandler, ScoreHandler
 from .memory import MemoryBus
 
@@ -10,12 +10,15 @@ __all__ = ["Bus", "DropHandler", "MemoryBus", "ScoreHandler", "open_bus"]
 
 
 def open_bus(url: str) -> Bus:
-    """A bus for ``url``: ``memory`` or ``redis://host:port/db``."""
+    """A bus for ``url``: ``memory`` or ``redis://host:port/db`` (``rediss://`` for TLS)."""
     if url == "memory":
         return MemoryBus()
     if url.startswith(("redis://", "rediss://")):
-        raise BusError(
-            f"bus '{url}': the Redis Streams backend is not available in this version; "
-            "use bus: memory"
-        )
+        try:
+            from .redis import RedisBus  # lazy: redis is an optional extra
+        except ModuleNotFoundError as exc:
+            if exc.name is None or exc.name.split(".")[0] != "redis":
+                raise
+            raise MissingDependency("redis", "redis", "the Redis bus") from exc
+        return RedisBus(url)
     raise BusError(f"bus '{url}': expected 'memory' or a redis://host:port/db URL")
