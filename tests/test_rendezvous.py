@@ -201,12 +201,13 @@ class _Versioned(Model):
 async def test_scores_carry_the_version_of_the_object_that_computed_them(start: Any) -> None:
     rv = await start(deployment([py("champ", "sign", "champion")]))
     runtime = rv.get("dep")
-    executor = runtime.executors["champ"]
-    assert isinstance(executor, ModelExecutor)
-    executor.swap(_Versioned("v2"))
+    assert isinstance(runtime.executors["champ"], ModelExecutor)
+    runtime.swap("champ", _Versioned("v2"))
     answer = await runtime.predict_one([1.0, 1.0])
     assert (answer.version, answer.prediction) == ("v2", "v2")
-    executor.swap(_Versioned("v3"))
+    assert runtime.current_model("champ") is not None
+    assert runtime.current_model("champ").version == "v2"  # type: ignore[union-attr]
+    runtime.swap("champ", _Versioned("v3"))
     answer = await runtime.predict_one([1.0, 1.0])
     assert (answer.version, answer.prediction) == ("v3", "v3")
 
@@ -229,3 +230,26 @@ async def test_stop_flushes_everything_accepted_to_sqlite(tmp_path: Any) -> None
         assert {r.id for r in archive.requests("dep")} == {a.request_id for a in answers}
     finally:
         archive.stop()
+
+
+async def test_replicas_of_a_model_share_its_load(tmp_path: Any) -> None:
+    from rendezvous.roles import Roles
+
+    dep = deployment([py("champ", "sign", "champion")])
+    async with Rendezvous([dep], roles=Roles(replicas=3)) as rv:
+        runtime = rv.get("dep")
+        assert len(runtime.replicas) == 3
+        for _ in range(20):  # waves of concurrent requests, so replicas overlap
+            await runtime.predict([[1.0, 0.0]] * 10)
+        handled = [e.handled for e in runtime.replicas]
+        assert sum(handled) == 200
+        assert sum(1 for h in handled if h > 0) >= 2
+
+
+def test_a_memory_bus_cannot_split_roles_across_processes() -> None:
+    from rendezvous.errors import ConfigError
+    from rendezvous.roles import Roles
+
+    dep = deployment([py("champ", "sign", "champion")])
+    with pytest.raises(ConfigError, match="a memory bus runs every part in one process"):
+        Rendezvous([dep], roles=Roles.api_only())

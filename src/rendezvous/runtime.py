@@ -19,13 +19,14 @@ from .bus.base import Bus
 from .collector import Answer, Collector, ScheduleStep
 from .config import Deployment, ModelConfig, Role
 from .enrich import build_enrichers
-from .errors import ConfigError, InputError, ModelLoadError, Overloaded, Problem
+from .errors import ConfigError, InputError, ModelLoadError, NotFound, Overloaded, Problem
 from .executor import DecoyExecutor, Executor, ModelExecutor
 from .inputs import RowParser
 from .messages import Request
 from .metrics import Metrics
 from .models import load_model
 from .models.base import AsyncModel, Model
+from .roles import Roles
 
 __all__ = ["DeploymentRuntime", "load_models"]
 
@@ -65,6 +66,7 @@ class DeploymentRuntime:
         metrics: Metrics,
         instance: str | None = None,
         models: dict[str, AnyModel] | None = None,
+        roles: Roles | None = None,
     ) -> None:
         self.deployment = dep = deployment
         self.name = dep.name
@@ -83,9 +85,13 @@ class DeploymentRuntime:
             deadline_s=dep.deadline_ms / 1000.0,
             default=dep.default,
         )
+        self.roles = roles or Roles()
         self._preloaded = models
+        # every computing model is loaded, even where it does not run: the API describes
+        # models (versions, classes) that may compute in other processes
         self.models: dict[str, AnyModel] = {}
-        self.executors: dict[str, Executor] = {}
+        self.executors: dict[str, Executor] = {}  # the first replica of each model
+        self.replicas: list[Executor] = []
         self._ids = itertools.count()
         self._started = False
         name = dep.name
@@ -108,11 +114,17 @@ class DeploymentRuntime:
             self.models = dict(self._preloaded)
         else:
             self.models = await asyncio.to_thread(load_models, dep)
-        self.bus.subscribe(self.collector.deliver, reply_to=self.reply_to)
+        if self.roles.api:
+            self.bus.subscribe(self.collector.deliver, reply_to=self.reply_to)
         for cfg in dep.models:
-            executor = self._executor(cfg)
-            await executor.start()
-            self.executors[cfg.name] = executor
+            if not self.roles.runs(cfg.name):
+                continue
+            for i in range(self.roles.replicas):
+                consumer = self.instance if i == 0 else f"{self.instance}-{i}"
+                executor = self._executor(cfg, consumer)
+                await executor.start()
+                self.replicas.append(executor)
+                self.executors.setdefault(cfg.name, executor)
         m = self.metrics
         m.waiting.labels(self.name).set_function(lambda: self.collector.waiting)
         m.archive_backlog.labels(self.name).set_function(lambda: self.archive.backlog)
@@ -123,12 +135,12 @@ class DeploymentRuntime:
     def _backlog_of(self, model: str) -> Callable[[], float]:
         return lambda: self.bus.backlog(self.name, model)
 
-    def _executor(self, cfg: ModelConfig) -> Executor:
+    def _executor(self, cfg: ModelConfig, consumer: str) -> Executor:
         common: dict[str, Any] = {
             "batch": cfg.batch,
             "capacity": cfg.queue_size,
             "metrics": self.metrics,
-            "consumer": self.instance,
+            "consumer": consumer,
             "linger_ms": cfg.linger_ms,
         }
         if cfg.role is Role.DECOY:
@@ -146,8 +158,9 @@ class DeploymentRuntime:
         if not self._started:
             return
         self._started = False
-        await asyncio.gather(*(e.stop(timeout) for e in self.executors.values()))
+        await asyncio.gather(*(e.stop(timeout) for e in self.replicas))
         self.executors.clear()
+        self.replicas.clear()
 
     # -- the request path -----------------------------------------------------------------
 
@@ -166,6 +179,8 @@ class DeploymentRuntime:
         return await self._one(self.parser.parse(row, loc))
 
     async def _one(self, features: list[float]) -> Answer:
+        if not self.roles.api:
+            raise RuntimeError(f"this process does not serve requests for '{self.name}'")
         if self.archive.full:
             self.metrics.rejected.labels(self.name, "overloaded").inc()
             raise Overloaded(
@@ -238,10 +253,16 @@ class DeploymentRuntime:
         return out
 
     def current_model(self, name: str) -> AnyModel | None:
-        executor = self.executors.get(name)
-        if isinstance(executor, ModelExecutor):
-            return executor.model
         return self.models.get(name)
+
+    def swap(self, name: str, model: AnyModel) -> None:
+        """Serve ``model`` as ``name`` from the next batch on, in every replica here."""
+        if name not in self.models:
+            raise NotFound(f"deployment '{self.name}' has no model '{name}'")
+        self.models[name] = model
+        for executor in self.replicas:
+            if isinstance(executor, ModelExecutor) and executor.name == name:
+                executor.swap(model)
 
     @property
     def champion(self) -> AnyModel:

@@ -23,6 +23,7 @@ from .config import Deployment, load_deployment
 from .errors import ConfigError, NotFound, Problem
 from .messages import Score
 from .metrics import Metrics
+from .roles import Roles
 from .runtime import DeploymentRuntime
 
 __all__ = ["Rendezvous"]
@@ -37,6 +38,7 @@ class Rendezvous:
         *,
         metrics: Metrics | None = None,
         instance: str | None = None,
+        roles: Roles | None = None,
     ) -> None:
         names = [d.name for d in deployments]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -44,6 +46,15 @@ class Rendezvous:
             raise ConfigError("deployments", [Problem("name", f"served twice: {dupes}")])
         if not deployments:
             raise ConfigError("deployments", [Problem("", "no deployment to serve")])
+        self.roles = roles or Roles()
+        if not self.roles.is_everything:
+            local = sorted({d.name for d in deployments if d.bus == "memory"})
+            if local:
+                raise ConfigError(
+                    "deployments",
+                    [Problem("bus", f"{local}: a memory bus runs every part in one process; "
+                             "use a redis:// bus to run parts in separate processes")],
+                )  # fmt: skip
         self.deployments = list(deployments)
         self.metrics = metrics or Metrics()
         self.instance = instance or uuid.uuid4().hex[:12]
@@ -82,7 +93,8 @@ class Rendezvous:
                 if bus is None:
                     bus = self.buses[dep.bus] = open_bus(dep.bus)
                     await bus.start()
-                    bus.subscribe(self._archive_scores, reply_to=None)
+                    if self.roles.archiver:
+                        bus.subscribe(self._archive_scores, reply_to=None)
                 key = self._archive_key(dep)
                 archive = self.archives.get(key)
                 if archive is None:
@@ -92,7 +104,12 @@ class Rendezvous:
                     await asyncio.to_thread(archive.start)
                 self._archive_of[dep.name] = archive
                 runtime = DeploymentRuntime(
-                    dep, bus=bus, archive=archive, metrics=self.metrics, instance=self.instance
+                    dep,
+                    bus=bus,
+                    archive=archive,
+                    metrics=self.metrics,
+                    instance=self.instance,
+                    roles=self.roles,
                 )
                 await runtime.start()
                 self.runtimes[dep.name] = runtime
