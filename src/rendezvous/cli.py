@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from .errors import ConfigError, RendezvousError
+from .errors import ConfigError, Problem, RendezvousError
+from .roles import Roles
+from .service import Rendezvous
 
 __all__ = ["app", "main"]
 
@@ -70,27 +72,91 @@ def validate(
         raise typer.Exit(failed.exit_code)
 
 
+def _service(files: list[Path], roles: Roles | None = None) -> Rendezvous:
+    try:
+        return Rendezvous.from_files(files, roles=roles)
+    except RendezvousError as exc:
+        raise _fail(exc) from None
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+
+
+LogLevel = Annotated[str, typer.Option(help="Log level.")]
+
+
 @app.command()
 def serve(
     files: Files,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    workers: Annotated[
+        int,
+        typer.Option(
+            help="With a redis:// bus: start this many local worker processes per model, "
+            "and an archiver. 0 (the default) leaves workers to `rendezvous worker`."
+        ),
+    ] = 0,
+    log_level: LogLevel = "info",
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = 1 << 20,
 ) -> None:
-    """Serve deployments over HTTP (native API, Open Inference Protocol V2, /metrics)."""
-    from .api.app import create_app
-    from .server import serve as run
-    from .service import Rendezvous
+    """Serve deployments over HTTP (native API, Open Inference Protocol V2, /metrics).
 
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    With a memory bus everything runs in this process. With a redis:// bus this process is
+    the API and collector; models run in `rendezvous worker` processes (or --workers).
+    """
+    from .api.app import create_app
+    from .processes import LocalWorkers
+    from .server import serve as run
+
+    _logging(log_level)
+    deployments = _service(files).deployments
+    distributed = all(d.bus != "memory" for d in deployments)
+    if workers and not distributed:
+        raise _fail(ConfigError("serve", [Problem("--workers", "needs a redis:// bus")]))
+    service = _service(files, Roles.api_only() if distributed else None)
+    local = None
+    if workers:
+        models = sorted({m.name for d in deployments for m in d.models})
+        local = LocalWorkers(files, models, workers)
+        local.start()
+    console.print(f"serving {[d.name for d in deployments]} on http://{host}:{port}")
     try:
-        service = Rendezvous.from_files(files)
-    except RendezvousError as exc:
-        raise _fail(exc) from None
-    console.print(f"serving {[d.name for d in service.deployments]} on http://{host}:{port}")
-    run(create_app(service, max_body_bytes=max_body_bytes), host=host, port=port,
-        log_level=log_level)  # fmt: skip
+        run(create_app(service, max_body_bytes=max_body_bytes), host=host, port=port,
+            log_level=log_level)  # fmt: skip
+    finally:
+        if local is not None:
+            local.stop()
+
+
+@app.command()
+def worker(
+    files: Files,
+    model: Annotated[list[str], typer.Option("--model", help="Model(s) to run here.")],
+    concurrency: Annotated[
+        int, typer.Option(help="Executors (bus consumers) per model in this process.")
+    ] = 1,
+    log_level: LogLevel = "info",
+) -> None:
+    """Run the executors of some models (needs a redis:// bus); stop with SIGTERM."""
+    from .processes import run_headless
+
+    _logging(log_level)
+    known = {m.name for d in _service(files).deployments for m in d.models}
+    unknown = sorted(set(model) - known)
+    if unknown:
+        raise _fail(ConfigError("worker", [Problem("--model", f"unknown model(s) {unknown}")]))
+    run_headless(_service(files, Roles.worker(model, concurrency)))
+
+
+@app.command()
+def archiver(files: Files, log_level: LogLevel = "info") -> None:
+    """Move the scores stream into the archive (needs a redis:// bus); stop with SIGTERM."""
+    from .processes import run_headless
+
+    _logging(log_level)
+    run_headless(_service(files, Roles.archiver_only()))
 
 
 @app.command()

@@ -1,6 +1,7 @@
 """One suite for every archive backend: a new backend is done when this passes.
 
-To add one, write a factory like ``_sqlite`` below and list it in ``BACKENDS``.
+To add one, write a factory like ``_sqlite`` below and list it in ``BACKENDS``. A factory
+asks for the fixtures it needs, so the memory and SQLite runs never need a PostgreSQL.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import Any
 import msgspec
 import pytest
 
-from rendezvous.archive import Archive, DecoyInput, MemoryArchive, RequestRecord, SQLiteArchive
+from rendezvous.archive import (
+    Archive,
+    DecoyInput,
+    MemoryArchive,
+    PostgresArchive,
+    RequestRecord,
+    SQLiteArchive,
+)
 from rendezvous.errors import ArchiveError
 from rendezvous.messages import Score
 
@@ -41,7 +49,7 @@ class Backend:
         return archive
 
 
-def _memory(tmp_path: Path) -> Backend:
+def _memory(request: pytest.FixtureRequest) -> Backend:
     def reopen(stopped: Archive) -> Archive:
         stopped.start()  # the data lives in the object: restarting it must keep it
         return stopped
@@ -49,7 +57,8 @@ def _memory(tmp_path: Path) -> Backend:
     return Backend("memory", lambda **kw: MemoryArchive(**kw), reopen)
 
 
-def _sqlite(tmp_path: Path) -> Backend:
+def _sqlite(request: pytest.FixtureRequest) -> Backend:
+    tmp_path: Path = request.getfixturevalue("tmp_path")
     path = tmp_path / "not-yet-there" / "archive.db"  # the parent is created on start
 
     def reopen(stopped: Archive) -> Archive:
@@ -60,12 +69,27 @@ def _sqlite(tmp_path: Path) -> Backend:
     return Backend("sqlite", lambda **kw: SQLiteArchive(path, **kw), reopen)
 
 
-BACKENDS: dict[str, Callable[[Path], Backend]] = {"memory": _memory, "sqlite": _sqlite}
+def _postgres(request: pytest.FixtureRequest) -> Backend:
+    url: str = request.getfixturevalue("pg_url")  # a schema of this test's own
+
+    def reopen(stopped: Archive) -> Archive:
+        archive = PostgresArchive(url)
+        archive.start()
+        return archive
+
+    return Backend("postgres", lambda **kw: PostgresArchive(url, **kw), reopen)
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Backend]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
-    backend = BACKENDS[request.param](tmp_path)
+def backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    backend = BACKENDS[request.param](request)
     yield backend
     for archive in backend.opened:
         archive.stop()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
 import rendezvous.archive
-from rendezvous.archive import MemoryArchive, SQLiteArchive, open_archive
-from rendezvous.errors import ArchiveError
+from rendezvous.archive import MemoryArchive, PostgresArchive, SQLiteArchive, open_archive
+from rendezvous.errors import ArchiveError, MissingDependency
 
 
 def test_memory() -> None:
@@ -45,10 +46,23 @@ def test_an_opened_sqlite_archive_works(tmp_path: Path) -> None:
     assert (tmp_path / "rv.db").is_file()
 
 
-@pytest.mark.parametrize("url", ["postgresql://user@db/rendezvous", "postgres://db/rv"])
-def test_postgresql_is_not_available_yet(url: str) -> None:
-    with pytest.raises(ArchiveError, match="PostgreSQL archive is not available yet"):
-        open_archive(url)
+@pytest.mark.parametrize("url", ["postgresql://user@db/rendezvous", "postgres://db/rv?schema=a"])
+def test_postgresql(url: str) -> None:
+    archive = open_archive(url, max_buffer=7, flush_interval=0.5)
+    assert isinstance(archive, PostgresArchive)  # nothing connected until start()
+    assert (archive.max_buffer, archive.flush_interval) == (7, 0.5)
+    assert archive.schema == ("a" if url.endswith("a") else None)
+
+
+def test_postgresql_without_psycopg_says_which_extra_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # import psycopg raises ImportError
+    monkeypatch.delitem(sys.modules, "rendezvous.archive.postgres", raising=False)
+    with pytest.raises(MissingDependency, match=r"pip install 'rendezvous-ml\[postgres\]'"):
+        open_archive("postgresql://db/rv")
+    with pytest.raises(MissingDependency, match="psycopg"):
+        rendezvous.archive.PostgresArchive  # noqa: B018
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ row encoding), so a deployment can move from one to the other and compare like w
   ``-0.0``, key order and ``"\\u0000"`` read back as they went in (``jsonb`` normalises
   numbers and refuses ``\\u0000``), and it can still be queried or cast to ``jsonb``.
 * A ``seq`` identity column keeps the order rows were stored in: SQLite's ``rowid``.
-* Each batch is one transaction of binary ``COPY``, the fastest way in (about twice the
+* Each batch is one transaction of binary ``COPY``, the fastest way in (two to three times the
   rows a second of ``executemany`` in a pipeline). Requests go through a temporary table
   and ``INSERT … ON CONFLICT DO NOTHING``: a batch retried after a commit whose answer was
   lost must not fail on the primary key for ever.
@@ -38,15 +38,13 @@ from psycopg.types.string import TextLoader
 from ..errors import ArchiveError
 from ..messages import Score
 from .base import Archive, DecoyInput, RequestRecord
-
-# One encoding for both SQL backends, so both answer every query with equal records.
-from .sqlite import (
-    _input,
-    _input_row,
-    _request,
-    _request_row,
-    _score,
-    _score_row,
+from .rows import (
+    input_record,
+    input_row,
+    request_record,
+    request_row,
+    score_record,
+    score_row,
 )
 
 __all__ = ["SCHEMA_VERSION", "PostgresArchive"]
@@ -104,8 +102,8 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
-# Errors that depend on the rows, not on the server: retrying the batch cannot help.
-_DATA_ERRORS = (
+# Errors that may depend on the rows, not on the server (see _is_row_error).
+_ROW_ERRORS = (
     psycopg.DataError,
     psycopg.IntegrityError,
     psycopg.ProgrammingError,
@@ -135,9 +133,15 @@ _STAGING = """CREATE TEMPORARY TABLE IF NOT EXISTS rendezvous_requests_in (
     model text, version text, reason text, prediction text, latency_ms double precision
 ) ON COMMIT DELETE ROWS"""
 
+# Keepalives: a server that vanished without a word (a network partition) must fail the
+# write within a minute or so, to be retried, not block the writer thread for ever.
 _CONNECT_DEFAULTS: dict[str, Any] = {
     "connect_timeout": 10,
     "application_name": "rendezvous-archive",
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
 }
 
 _COPY_STAGING = f"COPY rendezvous_requests_in (n, {_REQUEST_COLUMNS}) FROM STDIN (FORMAT BINARY)"
@@ -259,8 +263,8 @@ class PostgresArchive(Archive):
                 conn = self._writer = self._connect_writer()
             try:
                 self._copy_batch(conn, requests, scores, inputs)
-            except _DATA_ERRORS:
-                if conn.broken:
+            except _ROW_ERRORS as exc:
+                if conn.broken or not _is_row_error(exc):
                     raise
                 # A row the schema cannot hold fails the same way on every retry, and the
                 # base class retries until it succeeds: store the others, log the bad ones.
@@ -282,18 +286,18 @@ class PostgresArchive(Archive):
                 with cur.copy(_COPY_STAGING) as copy:
                     copy.set_types(["int8", *_REQUEST_TYPES])
                     for n, record in enumerate(requests):
-                        copy.write_row((n, *_request_row(record)))
+                        copy.write_row((n, *request_row(record)))
                 cur.execute(self._sql.insert_staged)
             if scores:
                 with cur.copy(self._sql.copy_scores) as copy:
                     copy.set_types(_SCORE_TYPES)
                     for item in scores:
-                        copy.write_row(_score_row(item))
+                        copy.write_row(score_row(item))
             if inputs:
                 with cur.copy(self._sql.copy_inputs) as copy:
                     copy.set_types(_INPUT_TYPES)
                     for decoy in inputs:
-                        copy.write_row(_input_row(decoy))
+                        copy.write_row(input_row(decoy))
 
     def _insert_one_by_one(
         self,
@@ -303,9 +307,9 @@ class PostgresArchive(Archive):
         inputs: Sequence[DecoyInput],
     ) -> None:
         with conn.transaction():
-            self._insert_each(conn, self._sql.insert_request, _request_row, requests)
-            self._insert_each(conn, self._sql.insert_score, _score_row, scores)
-            self._insert_each(conn, self._sql.insert_input, _input_row, inputs)
+            self._insert_each(conn, self._sql.insert_request, request_row, requests)
+            self._insert_each(conn, self._sql.insert_score, score_row, scores)
+            self._insert_each(conn, self._sql.insert_input, input_row, inputs)
 
     def _insert_each(
         self,
@@ -319,8 +323,8 @@ class PostgresArchive(Archive):
                 row = to_row(record)
                 with conn.transaction():  # a savepoint: a failed row is undone on its own
                     conn.execute(statement, row)
-            except _DATA_ERRORS as exc:
-                if conn.broken:
+            except _ROW_ERRORS as exc:
+                if conn.broken or not _is_row_error(exc):
                     raise
                 log.error("%r: skipped a record it cannot store (%s): %r", self, exc, record)
 
@@ -338,10 +342,11 @@ class PostgresArchive(Archive):
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         rows = self._query(self._sql.get_request, [request_id])
-        return _request(rows[0]) if rows else None
+        return request_record(rows[0]) if rows else None
 
     def scores_for_request(self, request_id: str) -> list[Score]:
-        return [_score(row) for row in self._query(self._sql.scores_for_request, [request_id])]
+        rows = self._query(self._sql.scores_for_request, [request_id])
+        return [score_record(row) for row in rows]
 
     def scores_for_model(
         self,
@@ -353,7 +358,7 @@ class PostgresArchive(Archive):
     ) -> list[Score]:
         where, params = _window("computed_at", since, until, limit)
         rows = self._query(self._sql.select_scores + where, [deployment, model, *params])
-        return [_score(row) for row in rows]
+        return [score_record(row) for row in rows]
 
     def requests(
         self,
@@ -364,10 +369,10 @@ class PostgresArchive(Archive):
     ) -> list[RequestRecord]:
         where, params = _window("received_at", since, until, limit)
         rows = self._query(self._sql.select_requests + where, [deployment, *params])
-        return [_request(row) for row in rows]
+        return [request_record(row) for row in rows]
 
     def decoy_inputs(self, request_id: str) -> list[DecoyInput]:
-        return [_input(row) for row in self._query(self._sql.decoy_inputs, [request_id])]
+        return [input_record(row) for row in self._query(self._sql.decoy_inputs, [request_id])]
 
     def counts(self, deployment: str) -> dict[str, int]:
         (row,) = self._query(self._sql.counts, {"d": deployment})
@@ -508,6 +513,16 @@ def _lock_key(schema: str | None) -> int:
     """The advisory lock that serialises schema creation: one per schema, stable everywhere."""
     digest = hashlib.blake2b(f"rendezvous-ml archive {schema or ''}".encode(), digest_size=8)
     return int.from_bytes(digest.digest(), "big", signed=True)
+
+
+def _is_row_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is about a row (skip it) rather than the database (retry the batch)."""
+    if isinstance(exc, psycopg.ProgrammingError):
+        # From the server (a missing table, a missing privilege) it is about the database,
+        # and skipping the rows would lose them. psycopg's own, with no SQLSTATE, means a
+        # value it cannot send.
+        return exc.sqlstate is None
+    return True
 
 
 def _message(exc: BaseException) -> str:

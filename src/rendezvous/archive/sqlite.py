@@ -21,11 +21,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
-
 from ..errors import ArchiveError
 from ..messages import Score
 from .base import Archive, DecoyInput, RequestRecord
+from .rows import (
+    input_record,
+    input_row,
+    request_record,
+    request_row,
+    score_record,
+    score_row,
+)
 
 __all__ = ["SCHEMA_VERSION", "SQLiteArchive"]
 
@@ -206,9 +212,9 @@ class SQLiteArchive(Archive):
         insert = self._insert_each if one_by_one else _insert_all
         conn.execute("BEGIN")
         try:
-            insert(conn, _INSERT_REQUEST, _request_row, requests)
-            insert(conn, _INSERT_SCORE, _score_row, scores)
-            insert(conn, _INSERT_INPUT, _input_row, inputs)
+            insert(conn, _INSERT_REQUEST, request_row, requests)
+            insert(conn, _INSERT_SCORE, score_row, scores)
+            insert(conn, _INSERT_INPUT, input_row, inputs)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -242,14 +248,14 @@ class SQLiteArchive(Archive):
 
     def get_request(self, request_id: str) -> RequestRecord | None:
         rows = self._query(f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE id = ?", [request_id])
-        return _request(rows[0]) if rows else None
+        return request_record(rows[0]) if rows else None
 
     def scores_for_request(self, request_id: str) -> list[Score]:
         rows = self._query(
             f"SELECT {_SCORE_COLUMNS} FROM scores WHERE request_id = ? ORDER BY computed_at, rowid",
             [request_id],
         )
-        return [_score(row) for row in rows]
+        return [score_record(row) for row in rows]
 
     def scores_for_model(
         self,
@@ -264,7 +270,7 @@ class SQLiteArchive(Archive):
             f"SELECT {_SCORE_COLUMNS} FROM scores WHERE deployment = ? AND model = ?{where}",
             [deployment, model, *params],
         )
-        return [_score(row) for row in rows]
+        return [score_record(row) for row in rows]
 
     def requests(
         self,
@@ -278,14 +284,14 @@ class SQLiteArchive(Archive):
             f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE deployment = ?{where}",
             [deployment, *params],
         )
-        return [_request(row) for row in rows]
+        return [request_record(row) for row in rows]
 
     def decoy_inputs(self, request_id: str) -> list[DecoyInput]:
         rows = self._query(
             f"SELECT {_INPUT_COLUMNS} FROM decoy_inputs WHERE request_id = ? ORDER BY rowid",
             [request_id],
         )
-        return [_input(row) for row in rows]
+        return [input_record(row) for row in rows]
 
     def counts(self, deployment: str) -> dict[str, int]:
         (row,) = self._query(
@@ -335,100 +341,3 @@ def _window(
         sql += " LIMIT ?"
         params.append(limit)
     return sql, params
-
-
-# -- rows <-> records ------------------------------------------------------------------------
-
-
-def _dumps(value: Any) -> str:
-    try:
-        return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
-    except orjson.JSONEncodeError:
-        # e.g. an integer beyond 64 bits: keep its text (see the module docstring)
-        return orjson.dumps(str(value)).decode()
-
-
-def _dumps_optional(value: Any) -> str | None:
-    return None if value is None else _dumps(value)
-
-
-def _loads_optional(text: str | None) -> Any:
-    return None if text is None else orjson.loads(text)
-
-
-# Numbers go through float()/int(): sqlite3 would silently store a numpy scalar as a BLOB.
-
-
-def _request_row(r: RequestRecord) -> tuple[Any, ...]:
-    return (
-        r.id,
-        r.deployment,
-        float(r.received_at),
-        _dumps(r.features),
-        r.model,
-        r.version,
-        r.reason,
-        _dumps_optional(r.prediction),
-        float(r.latency_ms),
-    )
-
-
-def _request(row: Any) -> RequestRecord:
-    return RequestRecord(
-        id=row[0],
-        deployment=row[1],
-        received_at=row[2],
-        features=orjson.loads(row[3]),
-        model=row[4],
-        version=row[5],
-        reason=row[6],
-        prediction=_loads_optional(row[7]),
-        latency_ms=row[8],
-    )
-
-
-def _score_row(s: Score) -> tuple[Any, ...]:
-    return (
-        s.request_id,
-        s.deployment,
-        s.model,
-        s.version,
-        _dumps_optional(s.prediction),
-        _dumps_optional(s.probabilities),
-        s.error,
-        float(s.latency_ms),
-        float(s.queue_ms),
-        int(s.batch_size),
-        float(s.computed_at),
-    )
-
-
-def _score(row: Any) -> Score:
-    # reply_to is where the answer was routed, not part of the record: it reads back "".
-    return Score(
-        request_id=row[0],
-        deployment=row[1],
-        model=row[2],
-        version=row[3],
-        prediction=_loads_optional(row[4]),
-        probabilities=_loads_optional(row[5]),
-        error=row[6],
-        latency_ms=row[7],
-        queue_ms=row[8],
-        batch_size=row[9],
-        computed_at=row[10],
-    )
-
-
-def _input_row(i: DecoyInput) -> tuple[Any, ...]:
-    return (i.request_id, i.deployment, i.model, _dumps(i.features), float(i.received_at))
-
-
-def _input(row: Any) -> DecoyInput:
-    return DecoyInput(
-        request_id=row[0],
-        deployment=row[1],
-        model=row[2],
-        features=orjson.loads(row[3]),
-        received_at=row[4],
-    )

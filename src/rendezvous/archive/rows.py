@@ -1,0 +1,120 @@
+"""Records ↔ table rows, one encoding for every SQL backend.
+
+Both SQL archives store the same columns the same way (JSON text for features, predictions
+and probabilities), so both answer every query with equal records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..messages import Score
+from .base import DecoyInput, RequestRecord
+
+__all__ = [
+    "dumps",
+    "dumps_optional",
+    "input_record",
+    "input_row",
+    "loads_optional",
+    "request_record",
+    "request_row",
+    "score_record",
+    "score_row",
+]
+
+
+def dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=str, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+    except orjson.JSONEncodeError:
+        # e.g. an integer beyond 64 bits: keep its text (see the module docstring)
+        return orjson.dumps(str(value)).decode()
+
+
+def dumps_optional(value: Any) -> str | None:
+    return None if value is None else dumps(value)
+
+
+def loads_optional(text: str | None) -> Any:
+    return None if text is None else orjson.loads(text)
+
+
+# Numbers go through float()/int(): sqlite3 would silently store a numpy scalar as a BLOB.
+
+
+def request_row(r: RequestRecord) -> tuple[Any, ...]:
+    return (
+        r.id,
+        r.deployment,
+        float(r.received_at),
+        dumps(r.features),
+        r.model,
+        r.version,
+        r.reason,
+        dumps_optional(r.prediction),
+        float(r.latency_ms),
+    )
+
+
+def request_record(row: Any) -> RequestRecord:
+    return RequestRecord(
+        id=row[0],
+        deployment=row[1],
+        received_at=row[2],
+        features=orjson.loads(row[3]),
+        model=row[4],
+        version=row[5],
+        reason=row[6],
+        prediction=loads_optional(row[7]),
+        latency_ms=row[8],
+    )
+
+
+def score_row(s: Score) -> tuple[Any, ...]:
+    return (
+        s.request_id,
+        s.deployment,
+        s.model,
+        s.version,
+        dumps_optional(s.prediction),
+        dumps_optional(s.probabilities),
+        s.error,
+        float(s.latency_ms),
+        float(s.queue_ms),
+        int(s.batch_size),
+        float(s.computed_at),
+    )
+
+
+def score_record(row: Any) -> Score:
+    # reply_to is where the answer was routed, not part of the record: it reads back "".
+    return Score(
+        request_id=row[0],
+        deployment=row[1],
+        model=row[2],
+        version=row[3],
+        prediction=loads_optional(row[4]),
+        probabilities=loads_optional(row[5]),
+        error=row[6],
+        latency_ms=row[7],
+        queue_ms=row[8],
+        batch_size=row[9],
+        computed_at=row[10],
+    )
+
+
+def input_row(i: DecoyInput) -> tuple[Any, ...]:
+    return (i.request_id, i.deployment, i.model, dumps(i.features), float(i.received_at))
+
+
+def input_record(row: Any) -> DecoyInput:
+    return DecoyInput(
+        request_id=row[0],
+        deployment=row[1],
+        model=row[2],
+        features=orjson.loads(row[3]),
+        received_at=row[4],
+    )
