@@ -253,3 +253,23 @@ def test_a_memory_bus_cannot_split_roles_across_processes() -> None:
     dep = deployment([py("champ", "sign", "champion")])
     with pytest.raises(ConfigError, match="a memory bus runs every part in one process"):
         Rendezvous([dep], roles=Roles.api_only())
+
+
+async def test_an_undeliverable_request_gets_the_default_at_once(start: Any) -> None:
+    from rendezvous.errors import BusError
+
+    dep = deployment([py("champ", "sign", "champion")], default={"prediction": 7})
+    rv = await start(dep)
+    runtime = rv.get("dep")
+
+    async def broken(request: object) -> None:
+        raise BusError("connection refused")
+
+    runtime.bus.publish = broken  # type: ignore[method-assign]  # an outage, in one line
+    t0 = time.perf_counter()
+    answer = await runtime.predict_one([1.0, 1.0])
+    assert (answer.prediction, answer.reason) == (7, "default")
+    assert answer.detail is not None and "bus unavailable: connection refused" in answer.detail
+    assert time.perf_counter() - t0 < 0.5  # not held until the 1 s deadline
+    runtime.archive.flush()
+    assert runtime.archive.counts("dep")["requests"] == 1  # accepted, so archived

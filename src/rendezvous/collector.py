@@ -111,6 +111,17 @@ class Collector:
             for t in box.timers:
                 t.cancel()
 
+    def abandon(self, request_id: str, detail: str) -> Answer:
+        """Answer now from what is there (the default, usually): the request could not
+        reach the models, so waiting for the deadline would only delay the same answer."""
+        box = self._boxes[request_id]
+        assert self._loop is not None
+        answer = self._decide(box, final=True)
+        assert answer is not None
+        answer.detail = f"{detail}; {answer.detail}" if answer.detail else detail
+        self._finish(box, answer)
+        return answer
+
     def deliver(self, scores: Sequence[Score]) -> None:
         """Scores from the bus. Late scores (mailbox already answered) are ignored here;
         the archive receives every score independently."""

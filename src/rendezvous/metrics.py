@@ -34,6 +34,12 @@ class Metrics:
             ["deployment", "reason"],
             registry=r,
         )
+        self.bus_errors = Counter(
+            "rendezvous_bus_errors",
+            "Accepted requests the bus could not carry to the models (answered by the default)",
+            ["deployment"],
+            registry=r,
+        )
         self.latency = Histogram(
             "rendezvous_request_latency_seconds",
             "Time from acceptance to answer, per deployment",

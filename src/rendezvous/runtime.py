@@ -19,7 +19,7 @@ from .bus.base import Bus
 from .collector import Answer, Collector, ScheduleStep
 from .config import Deployment, ModelConfig, Role
 from .enrich import build_enrichers
-from .errors import ConfigError, InputError, ModelLoadError, NotFound, Overloaded, Problem
+from .errors import BusError, ConfigError, InputError, ModelLoadError, NotFound, Overloaded, Problem
 from .executor import DecoyExecutor, Executor, ModelExecutor
 from .inputs import RowParser
 from .messages import Request
@@ -197,8 +197,14 @@ class DeploymentRuntime:
         future = self.collector.open(request.id)
         answer: Answer | None = None
         try:
-            await self.bus.publish(request)
-            answer = await future
+            try:
+                await self.bus.publish(request)
+            except BusError as exc:
+                # accepted but undeliverable: the schedule's last resort answers at once
+                self.metrics.bus_errors.labels(self.name).inc()
+                answer = self.collector.abandon(request.id, f"bus unavailable: {exc}")
+            else:
+                answer = await future
         finally:
             if answer is None:  # the caller went away: the request was still accepted
                 self.collector.close(request.id)
