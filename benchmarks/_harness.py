@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Result", "Server", "open_loop", "wrk"]
+__all__ = ["Processes", "Result", "Server", "open_loop", "wrk"]
 
 TASKSET = shutil.which("taskset")
 
@@ -42,7 +42,15 @@ def free_port() -> int:
 class Server:
     """A server subprocess on a free port; waits until it answers ``probe``."""
 
-    def __init__(self, argv: Sequence[str], probe: str, *, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        argv: Sequence[str],
+        probe: str,
+        *,
+        env: dict[str, str] | None = None,
+        pin: bool = True,
+    ):
+        self.pin = pin
         self.port = free_port()
         self.argv = [a.replace("{port}", str(self.port)) for a in argv]
         self.probe = probe
@@ -50,7 +58,8 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Server:
-        self.proc = subprocess.Popen(pinned(0, self.argv), env=self.env,
+        argv = pinned(0, self.argv) if self.pin else self.argv
+        self.proc = subprocess.Popen(argv, env=self.env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -91,7 +100,36 @@ def _ms(text: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
-def wrk(url: str, body: bytes, *, connections: int, seconds: float) -> Result:
+class Processes:
+    """Helper processes (workers, Redis) started together and stopped together."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self, argv: Sequence[str], env: dict[str, str] | None = None) -> None:
+        self.procs.append(
+            subprocess.Popen(
+                list(argv),
+                env={**os.environ, **(env or {})},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+
+    def __enter__(self) -> Processes:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def wrk(url: str, body: bytes, *, connections: int, seconds: float, pin: bool = True) -> Result:
     """Closed-loop load with wrk (C, one thread): maximum throughput at a concurrency."""
     script = Path(f"/tmp/rendezvous-wrk-{os.getpid()}.lua")
     payload = body.decode().replace("\\", "\\\\").replace('"', '\\"')
@@ -100,23 +138,10 @@ def wrk(url: str, body: bytes, *, connections: int, seconds: float) -> Result:
         f'wrk.body = "{payload}"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
     )
+    argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+            "-s", str(script), url]  # fmt: skip
     out = subprocess.run(
-        pinned(
-            1,
-            [
-                "wrk",
-                "-t1",
-                f"-c{connections}",
-                f"-d{max(1, round(seconds))}s",
-                "--latency",
-                "-s",
-                str(script),
-                url,
-            ],
-        ),
-        capture_output=True,
-        text=True,
-        check=True,
+        pinned(1, argv) if pin else argv, capture_output=True, text=True, check=True
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]

@@ -1,12 +1,13 @@
-"""Shared fixtures: started services, stopped after each test."""
+"""Shared fixtures: started services, and real PostgreSQL for the tests that need it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 
+from pg_server import PostgresServer, drop_schema, find_server, schema_name
 from rendezvous.config import Deployment
 from rendezvous.service import Rendezvous
 
@@ -25,3 +26,19 @@ async def start() -> AsyncIterator[Callable[..., Any]]:
     yield _start
     for s in services:
         await s.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A started PostgreSQL (see tests/pg_server.py); only tests that use it need one."""
+    server = find_server()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def pg_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The server's URL with ``?schema=`` naming a schema of this test's own, dropped after."""
+    schema = schema_name()
+    yield f"{postgres_server.url}?schema={schema}"
+    drop_schema(postgres_server.url, schema)

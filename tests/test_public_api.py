@@ -17,6 +17,8 @@ MODULES = [
     "rendezvous.models",
     "rendezvous.collector",
     "rendezvous.service",
+    "rendezvous.registry",
+    "rendezvous.roles",
 ]
 
 

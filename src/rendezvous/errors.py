@@ -16,6 +16,9 @@ RendezvousError
 │   └── ModelLoadError          a model file or import string could not be loaded
 ├── BusError                    the message bus failed
 ├── ArchiveError                the archive failed
+├── RegistryError               the model registry refused or failed an operation
+│   ├── CorruptRegistry         a metadata or aliases file is unreadable (carries its path)
+│   └── ArtifactMismatch        an artifact's bytes no longer match the sha256 published
 └── MissingDependency           an optional extra is not installed (says which pip install)
 ```
 """
@@ -23,11 +26,14 @@ RendezvousError
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 __all__ = [
     "ArchiveError",
+    "ArtifactMismatch",
     "BusError",
     "ConfigError",
+    "CorruptRegistry",
     "InputError",
     "MalformedBody",
     "MissingDependency",
@@ -37,6 +43,7 @@ __all__ = [
     "Overloaded",
     "PayloadTooLarge",
     "Problem",
+    "RegistryError",
     "RendezvousError",
 ]
 
@@ -126,6 +133,28 @@ class BusError(RendezvousError):
 
 class ArchiveError(RendezvousError):
     pass
+
+
+class RegistryError(RendezvousError):
+    """The registry refused or failed an operation (a bad name, an unusable artifact)."""
+
+
+class CorruptRegistry(RegistryError):
+    """A stored file cannot be read back: ``path`` says which, the message why."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        super().__init__(f"{path}: {problem}")
+
+
+class ArtifactMismatch(RegistryError):
+    """An artifact changed after it was published: serving it would serve unknown bytes."""
+
+    def __init__(self, path: Path, expected: str, actual: str) -> None:
+        self.path = path
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"{path}: sha256 is {actual}, but {expected} was published")
 
 
 class MissingDependency(RendezvousError):

@@ -1,0 +1,144 @@
+"""Scale-out benchmark: the memory bus against the Redis bus, then 1 against 2 workers.
+
+1. The HTTP benchmark's model and load (LogisticRegression on breast_cancer, one row per
+   request, wrk at concurrency 8 and 64): one process with the memory bus, against one API
+   process + one worker per model + an archiver over a Redis bus (a throwaway redis-server).
+2. A CPU-bound model (pure Python, a few ms of CPU per row, so threads cannot share it
+   under the GIL): 1 worker process against 2.
+
+    .venv/bin/python benchmarks/scale_out.py [--seconds 10]
+
+Needs wrk and redis-server. Nothing is pinned here: worker processes need both cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from _harness import Processes, Result, Server, free_port, wrk
+from http_serving import HEADER, PATH, build, row
+
+HERE = Path(__file__).parent
+
+
+def rendezvous_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "rendezvous", *args, "--log-level", "warning"]
+
+
+def redis_up(procs: Processes) -> str:
+    port = free_port()
+    procs.start(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"])
+    time.sleep(0.5)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def with_bus(deployment: Path, bus: str, name: str, **over: object) -> Path:
+    data = yaml.safe_load(deployment.read_text())
+    data["bus"] = bus
+    data.update(over)
+    out = deployment.with_name(f"{name}.yaml")
+    out.write_text(yaml.safe_dump(data))
+    return out
+
+
+def cpu_bound(tmp: Path, bus: str) -> tuple[Path, bytes]:
+    (tmp / "heavy.py").write_text(
+        "def score(row):\n"
+        "    # about 3 ms of pure-Python CPU per row\n"
+        "    acc = 0.0\n"
+        "    for i in range(60_000):\n"
+        "        acc += (row['x0'] * i) % 7\n"
+        "    return int(acc) % 2\n"
+    )
+    dep = {
+        "name": "bench",
+        "schema": {"n_features": 4},
+        "bus": bus,
+        "archive": "sqlite:///heavy.db",
+        "deadline_ms": 10_000,
+        "models": [
+            {
+                "name": "heavy",
+                "kind": "python",
+                "source": "heavy:score",
+                "role": "champion",
+                "batch": {"max_size": 8},
+            }
+        ],
+    }
+    path = tmp / "heavy.yaml"
+    path.write_text(yaml.safe_dump(dep))
+    return path, b'{"input": [1.5, 2.0, 3.0, 4.0]}'
+
+
+def distributed(file: Path, workers: dict[str, int], procs: Processes) -> Server:
+    for model, n in workers.items():
+        for _ in range(n):
+            procs.start(rendezvous_cmd("worker", str(file), "--model", model))
+    procs.start(rendezvous_cmd("archiver", str(file)))
+    return Server(rendezvous_cmd("serve", str(file), "--port", "{port}"), "/v1/deployments",
+                  pin=False)  # fmt: skip
+
+
+def measure(
+    server: Server, body: bytes, seconds: float, concs: tuple[int, ...]
+) -> dict[int, Result]:
+    with server:
+        time.sleep(1.0)  # workers join their groups
+        url = f"http://127.0.0.1:{server.port}{PATH}"
+        wrk(url, body, connections=8, seconds=2, pin=False)  # warm-up
+        return {c: wrk(url, body, connections=c, seconds=seconds, pin=False) for c in concs}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each run")
+    args = parser.parse_args()
+    for tool in ("wrk", "redis-server"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is needed: apt-get install {tool}")
+    with tempfile.TemporaryDirectory() as tmpdir, Processes() as procs:
+        tmp = Path(tmpdir)
+        _, _, shadows, body = build(tmp)
+        redis = redis_up(procs)
+        memory = Server(rendezvous_cmd("serve", str(shadows), "--port", "{port}"),
+                        "/v1/deployments", pin=False)  # fmt: skip
+        mem = measure(memory, body, args.seconds, (8, 64))
+        over_redis = with_bus(shadows, f"{redis}?prefix=bench1", "shadows-redis")
+        workers = {"lr": 1, "lr_c01": 1, "lr_c10": 1}
+        red = measure(distributed(over_redis, workers, procs), body, args.seconds, (8, 64))
+        print("champion + 2 shadows, memory bus (1 process) vs redis bus (API + 3 workers"
+              " + archiver), ratios against memory:")  # fmt: skip
+        print(HEADER)
+        for conc in (8, 64):
+            print(row("memory", f"c={conc}", mem[conc], None))
+            print(row("redis", f"c={conc}", red[conc], mem[conc]))
+
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        results: dict[int, Result] = {}
+        for n_workers in (1, 2):
+            with Processes() as procs:
+                redis = redis_up(procs)
+                heavy, heavy_body = cpu_bound(tmp, f"{redis}?prefix=heavy{n_workers}")
+                server = distributed(heavy, {"heavy": n_workers}, procs)
+                results[n_workers] = measure(server, heavy_body, args.seconds, (16,))[16]
+        print("\nCPU-bound model (~3 ms of Python per row), c=16, ratios against 1 worker:")
+        print(HEADER)
+        print(row("1 worker", "c=16", results[1], None))
+        print(row("2 workers", "c=16", results[2], results[1]))
+
+    p50_gap = red[8].p50_ms - mem[8].p50_ms
+    speedup = results[2].rps / results[1].rps
+    print(f"\ntargets: redis p50 - memory p50 at c=8 = {p50_gap:+.2f} ms (<= +1 ms); "
+          f"2 workers / 1 worker req/s = {speedup:.2f} (>= 1.6)")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
