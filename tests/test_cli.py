@@ -121,7 +121,7 @@ def test_serve_runs_a_real_server_and_stops_cleanly(tmp_path: Path) -> None:
     archive = open_archive(f"sqlite:///{tmp_path / 'ok.db'}")
     archive.start()
     try:
-        assert archive.counts("ok") == {"requests": 10, "scores": 10, "inputs": 0}
+        assert archive.counts("ok") == {"requests": 10, "scores": 10, "inputs": 0, "examples": 0}
     finally:
         archive.stop()
 

@@ -60,7 +60,7 @@ async def test_champion_answers_and_every_model_is_archived(start: Any) -> None:
         assert record is not None
         assert record.features == decoy[0].features  # what the models saw
         assert (record.model, record.reason) == ("champ", "champion")
-    assert archive.counts("dep") == {"requests": 3, "scores": 9, "inputs": 3}
+    assert archive.counts("dep") == {"requests": 3, "scores": 9, "inputs": 3, "examples": 0}
 
 
 async def test_a_sleeping_shadow_does_not_delay_champion_answers(start: Any) -> None:
@@ -226,7 +226,7 @@ async def test_stop_flushes_everything_accepted_to_sqlite(tmp_path: Any) -> None
     archive = open_archive(f"sqlite:///{tmp_path / 'a.db'}")
     archive.start()
     try:
-        assert archive.counts("dep") == {"requests": 300, "scores": 600, "inputs": 0}
+        assert archive.counts("dep") == {"requests": 300, "scores": 600, "inputs": 0, "examples": 0}
         assert {r.id for r in archive.requests("dep")} == {a.request_id for a in answers}
     finally:
         archive.stop()

@@ -38,22 +38,30 @@ class Answer:
     probabilities: list[float] | None
     model: str | None  # None when the default answered or nothing did
     version: str | None
-    reason: str  # champion | fallback:<model> | default | error
+    reason: str  # champion | split:<model> | fallback:<model> | default | error
     latency_ms: float
     detail: str | None = None  # why the preferred models did not answer, when they did not
 
     @property
     def fallback(self) -> bool:
-        return self.reason != "champion"
+        """Whether the answer is not the one the request was meant to get."""
+        return self.reason != "champion" and not self.reason.startswith("split:")
 
 
 class _Mailbox:
-    __slots__ = ("future", "request_id", "scores", "start", "timers")
+    __slots__ = ("future", "request_id", "schedule", "scores", "start", "timers")
 
-    def __init__(self, request_id: str, start: float, future: asyncio.Future[Answer]) -> None:
+    def __init__(
+        self,
+        request_id: str,
+        start: float,
+        future: asyncio.Future[Answer],
+        schedule: tuple[ScheduleStep, ...],
+    ) -> None:
         self.request_id = request_id
         self.start = start
         self.future = future
+        self.schedule = schedule
         self.scores: dict[str, Score] = {}
         self.timers: list[asyncio.TimerHandle] = []
 
@@ -76,6 +84,7 @@ class Collector:
         self.deadline_s = deadline_s
         self.default = default
         self._scheduled = frozenset(step.model for step in self.schedule)
+        self._splits: set[str] = set()  # split models that lead some mailbox's schedule
         # distinct budget expiries before the deadline: the moments a decision can change
         self._checkpoints = sorted(
             {s.wait_s for s in self.schedule if s.wait_s is not None and s.wait_s < deadline_s}
@@ -91,13 +100,21 @@ class Collector:
     def waiting(self) -> int:
         return len(self._boxes)
 
-    def open(self, request_id: str) -> asyncio.Future[Answer]:
-        """Open a mailbox; the future resolves with the answer, by the deadline at the latest."""
+    def open(self, request_id: str, *, split: str | None = None) -> asyncio.Future[Answer]:
+        """Open a mailbox; the future resolves with the answer, by the deadline at the latest.
+
+        ``split`` names a split model that answers this request in the champion's place;
+        the deployment's schedule follows it as the fallback.
+        """
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
         start = loop.time()
-        box = _Mailbox(request_id, start, loop.create_future())
+        schedule = self.schedule
+        if split is not None:
+            schedule = (ScheduleStep(split), *(s for s in schedule if s.model != split))
+            self._splits.add(split)
+        box = _Mailbox(request_id, start, loop.create_future(), schedule)
         for wait_s in self._checkpoints:
             box.timers.append(loop.call_at(start + wait_s, self._on_timer, box))
         box.timers.append(loop.call_at(start + self.deadline_s, self._on_deadline, box))
@@ -132,7 +149,7 @@ class Collector:
             if box is None:
                 continue
             box.scores[score.model] = score
-            if score.model in scheduled:
+            if score.model in scheduled or score.model in self._splits:
                 answer = self._decide(box, final=False)
                 if answer is not None:
                     self._finish(box, answer)
@@ -155,7 +172,7 @@ class Collector:
         assert self._loop is not None
         elapsed = self._loop.time() - box.start
         scores = box.scores
-        for step in self.schedule:
+        for step in box.schedule:
             score = scores.get(step.model)
             if score is not None:
                 if score.error is None:
@@ -166,8 +183,13 @@ class Collector:
         return self._fallback(box, elapsed)
 
     def _from_score(self, box: _Mailbox, score: Score, elapsed: float) -> Answer:
-        reason = "champion" if score.model == self.champion else f"fallback:{score.model}"
-        detail = None if reason == "champion" else self._why(box)
+        if score.model == self.champion:
+            reason = "champion"
+        elif score.model == box.schedule[0].model and box.schedule is not self.schedule:
+            reason = f"split:{score.model}"  # the split arm this request was assigned to
+        else:
+            reason = f"fallback:{score.model}"
+        detail = self._why(box) if reason.startswith("fallback") else None
         return Answer(
             box.request_id,
             score.prediction,
@@ -196,7 +218,7 @@ class Collector:
 
     def _why(self, box: _Mailbox) -> str:
         parts = []
-        for step in self.schedule:
+        for step in box.schedule:
             score = box.scores.get(step.model)
             if score is None:
                 parts.append(f"{step.model}: no answer in time")

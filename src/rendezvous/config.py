@@ -46,6 +46,7 @@ class Role(StrEnum):
     CHALLENGER = "challenger"
     CANARY = "canary"
     DECOY = "decoy"
+    SPLIT = "split"
 
 
 class ModelKind(StrEnum):
@@ -121,6 +122,8 @@ class ModelConfig(_Strict):
     version: str | None = None
     batch: BatchConfig = BatchConfig()
     queue_size: int = Field(default=1000, ge=1)
+    # role split: the share of requests this model answers (A/B test, canary release)
+    share: float | None = Field(default=None, gt=0, le=1)
     # Run predictions on the event loop instead of the model's own thread. Only for models
     # known to be fast: a slow inline model delays every other request in the process.
     inline: bool = False
@@ -151,6 +154,8 @@ class ModelConfig(_Strict):
                 raise ValueError("a decoy computes nothing and takes no 'source'")
         elif not self.source:
             raise ValueError(f"kind '{self.kind}' needs a 'source'")
+        if (self.role is Role.SPLIT) != (self.share is not None):
+            raise ValueError("a model has a 'share' exactly when its role is split")
         return self
 
     @property
@@ -215,6 +220,9 @@ class Deployment(_Strict):
     default: dict[str, Any] | None = None
     enrichers: list[EnricherConfig] = Field(default_factory=list)
     models: list[ModelConfig] = Field(min_length=1)
+    # the request field that keeps one user on one split arm (consistent hashing); without
+    # it, split requests are assigned by request id
+    split_key: str | None = None
     max_batch_rows: int = Field(default=1000, ge=1)
     archive_buffer: int = Field(default=100_000, ge=1)
     # Directory that relative paths in the file resolve against (set by the loader).
@@ -269,6 +277,9 @@ class Deployment(_Strict):
                     f"schedule[{i}]: '{model}' cannot answer (only champion and challenger"
                     " models can be in the schedule)"
                 )
+        shares = sum(m.share or 0.0 for m in self.models)
+        if shares >= 1.0:
+            problems.append(f"models: split shares add up to {shares:g}; they must stay below 1")
         if problems:
             raise ValueError("; ".join(problems))
         return self

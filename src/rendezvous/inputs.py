@@ -33,11 +33,19 @@ def _describe(value: Any) -> str:
 class RowParser:
     """Validates rows for one deployment and applies its enrichers."""
 
-    def __init__(self, schema: InputSchema, enrichers: Sequence[Enricher] = ()) -> None:
+    def __init__(
+        self,
+        schema: InputSchema,
+        enrichers: Sequence[Enricher] = (),
+        *,
+        allowed: Sequence[str] = (),
+    ) -> None:
         self.names = schema.names
         self.width = schema.width
         self.enrichers = list(enrichers)
-        self._known = set(self.names) | {e.key for e in self.enrichers if isinstance(e, LookupStep)}
+        lookup_keys = {e.key for e in self.enrichers if isinstance(e, LookupStep)}
+        # fields that are no feature but have a use: lookup keys, the split key
+        self._known = set(self.names) | lookup_keys | set(allowed)
         # user functions may read any field, so only without them can extra keys be refused
         self._strict = not any(isinstance(e, FunctionStep) for e in self.enrichers)
 

@@ -27,6 +27,7 @@ from .metrics import Metrics
 from .models import load_model
 from .models.base import AsyncModel, Model
 from .roles import Roles
+from .traffic import SplitRouter
 
 __all__ = ["DeploymentRuntime", "load_models"]
 
@@ -75,7 +76,11 @@ class DeploymentRuntime:
         self.metrics = metrics
         self.instance = instance or uuid.uuid4().hex[:12]
         self.reply_to = f"{self.instance}/{dep.name}"
-        self.parser = RowParser(dep.input_schema, build_enrichers(dep))
+        allowed = [dep.split_key] if dep.split_key else []
+        self.parser = RowParser(dep.input_schema, build_enrichers(dep), allowed=allowed)
+        self.router = SplitRouter(
+            [(m.name, m.share) for m in dep.models if m.role is Role.SPLIT and m.share]
+        )
         self.collector = Collector(
             [
                 ScheduleStep(e.model, e.wait_ms / 1000.0 if e.wait_ms else None)
@@ -173,12 +178,20 @@ class DeploymentRuntime:
         if not rows:
             raise InputError("expected at least one row", loc)
         vectors = [self.parser.parse(row, f"{loc}[{i}]") for i, row in enumerate(rows)]
-        return await asyncio.gather(*(self._one(v) for v in vectors))
+        keys = [self._key(r) for r in rows]
+        return await asyncio.gather(*(self._one(v, k) for v, k in zip(vectors, keys, strict=True)))
 
     async def predict_one(self, row: Any, *, loc: str = "input") -> Answer:
-        return await self._one(self.parser.parse(row, loc))
+        return await self._one(self.parser.parse(row, loc), self._key(row))
 
-    async def _one(self, features: list[float]) -> Answer:
+    def _key(self, row: Any) -> str | None:
+        """The split key of a raw row, when the deployment splits traffic by one."""
+        key = self.deployment.split_key
+        if key is None or not isinstance(row, dict) or row.get(key) is None:
+            return None
+        return str(row[key])
+
+    async def _one(self, features: list[float], key: str | None = None) -> Answer:
         if not self.roles.api:
             raise RuntimeError(f"this process does not serve requests for '{self.name}'")
         if self.archive.full:
@@ -194,7 +207,8 @@ class DeploymentRuntime:
             time.time(),
             self.reply_to,
         )
-        future = self.collector.open(request.id)
+        split = self.router.assign(key or request.id) if self.router else None
+        future = self.collector.open(request.id, split=split)
         answer: Answer | None = None
         try:
             try:
@@ -228,6 +242,8 @@ class DeploymentRuntime:
             reason = answer.reason
             if reason == "champion":
                 self._outcomes["champion"].inc()
+            elif reason.startswith("split:"):
+                self._outcomes["split"].inc()
             elif answer.model is not None:
                 self._outcomes["fallback"].inc()
                 self._fallbacks[answer.model].inc()
@@ -277,4 +293,4 @@ class DeploymentRuntime:
         return model
 
 
-_OUTCOMES = ("champion", "fallback", "default", "error", "cancelled")
+_OUTCOMES = ("champion", "split", "fallback", "default", "error", "cancelled")
