@@ -19,6 +19,7 @@ MODULES = [
     "rendezvous.service",
     "rendezvous.registry",
     "rendezvous.roles",
+    "rendezvous.learning",
 ]
 
 

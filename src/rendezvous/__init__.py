@@ -12,6 +12,7 @@ from .errors import (
     Overloaded,
     RendezvousError,
 )
+from .learning import Engine, LearningConfig, ModelParameters, PredictionResult
 from .messages import Request, Score
 from .models.base import AsyncModel, Model, ModelInfo, Output
 from .service import Rendezvous
@@ -23,13 +24,17 @@ __all__ = [
     "AsyncModel",
     "ConfigError",
     "Deployment",
+    "Engine",
     "InputError",
+    "LearningConfig",
     "Model",
     "ModelError",
     "ModelInfo",
+    "ModelParameters",
     "NotFound",
     "Output",
     "Overloaded",
+    "PredictionResult",
     "Rendezvous",
     "RendezvousError",
     "Request",

@@ -6,7 +6,7 @@ know which library sat underneath.
 
 ```
 RendezvousError
-├── ConfigError                 a deployment file is invalid (carries every problem found)
+├── ConfigError                 a deployment file or a configuration is invalid (every problem)
 ├── InputError                  a request's input does not fit the deployment's schema  → 422
 │   ├── MalformedBody           a request body is not valid JSON                        → 400
 │   └── PayloadTooLarge         a request body is over the size limit                   → 413
@@ -81,7 +81,10 @@ class Problem:
 
 
 class ConfigError(RendezvousError):
-    """A deployment file is invalid. ``problems`` lists every problem, each with its field path."""
+    """A deployment file or a configuration object is invalid.
+
+    ``problems`` lists every problem, each with its field path.
+    """
 
     exit_code = 2
 
