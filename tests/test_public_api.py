@@ -20,6 +20,8 @@ MODULES = [
     "rendezvous.registry",
     "rendezvous.roles",
     "rendezvous.learning",
+    "rendezvous.compare",
+    "rendezvous.replay",
 ]
 
 
