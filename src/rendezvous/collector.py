@@ -85,16 +85,31 @@ class Collector:
         self.default = default
         self._scheduled = frozenset(step.model for step in self.schedule)
         self._splits: set[str] = set()  # split models that lead some mailbox's schedule
-        # distinct budget expiries before the deadline: the moments a decision can change
-        self._checkpoints = sorted(
-            {s.wait_s for s in self.schedule if s.wait_s is not None and s.wait_s < deadline_s}
-        )
+        self._checkpoints = self._budgets()
         self._boxes: dict[str, _Mailbox] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def __repr__(self) -> str:
         steps = ", ".join(s.model for s in self.schedule)
         return f"Collector(schedule=[{steps}], deadline_s={self.deadline_s})"
+
+    def set_champion(self, model: str) -> None:
+        """Make ``model`` the champion: first in the schedule, the old champion right after.
+
+        Mailboxes already open keep the schedule they were opened with.
+        """
+        rest = [s for s in self.schedule if s.model not in (model, self.champion)]
+        old = [s for s in self.schedule if s.model == self.champion and s.model != model]
+        self.schedule = (ScheduleStep(model), *old, *rest)
+        self.champion = model
+        self._scheduled = frozenset(step.model for step in self.schedule)
+        self._checkpoints = self._budgets()
+
+    def _budgets(self) -> list[float]:
+        """Distinct budget expiries before the deadline: the moments a decision can change."""
+        return sorted(
+            {s.wait_s for s in self.schedule if s.wait_s is not None and s.wait_s < self.deadline_s}
+        )
 
     @property
     def waiting(self) -> int:

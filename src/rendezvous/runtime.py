@@ -260,13 +260,17 @@ class DeploymentRuntime:
             "name": dep.name,
             "features": dep.input_schema.names,
             "deadline_ms": dep.deadline_ms,
-            "schedule": [{"model": e.model, "wait_ms": e.wait_ms} for e in dep.schedule_entries()],
+            "champion": self.champion_name,
+            "schedule": [
+                {"model": s.model, "wait_ms": s.wait_s * 1000 if s.wait_s else None}
+                for s in self.collector.schedule
+            ],
             "default": dep.default,
             "models": [self._describe_model(cfg) for cfg in dep.models],
         }
 
     def _describe_model(self, cfg: ModelConfig) -> dict[str, Any]:
-        out: dict[str, Any] = {"name": cfg.name, "kind": cfg.kind.value, "role": cfg.role.value}
+        out: dict[str, Any] = {"name": cfg.name, "kind": cfg.kind.value, "role": self.role(cfg)}
         model = self.current_model(cfg.name)
         if model is not None:
             out["version"] = model.version
@@ -286,11 +290,39 @@ class DeploymentRuntime:
             if isinstance(executor, ModelExecutor) and executor.name == name:
                 executor.swap(model)
 
+    def role(self, cfg: ModelConfig) -> str:
+        """The role a model plays now: promotions move the champion's role."""
+        if cfg.name == self.champion_name:
+            return Role.CHAMPION.value
+        if cfg.role is Role.CHAMPION:
+            return Role.CHALLENGER.value  # a demoted champion stays on as a fallback
+        return cfg.role.value
+
+    @property
+    def champion_name(self) -> str:
+        return self.collector.champion
+
     @property
     def champion(self) -> AnyModel:
-        model = self.current_model(self.deployment.champion.name)
+        model = self.current_model(self.champion_name)
         assert model is not None
         return model
+
+    def set_champion(self, model: str) -> str:
+        """Make ``model`` the champion here and now; returns the previous champion.
+
+        Only a model that may answer (the champion or a challenger) can be promoted.
+        """
+        cfg = next((m for m in self.deployment.models if m.name == model), None)
+        if cfg is None:
+            raise NotFound(f"deployment '{self.name}' has no model '{model}'")
+        if cfg.role not in (Role.CHAMPION, Role.CHALLENGER):
+            raise InputError(
+                f"'{model}' is a {cfg.role.value}; only a challenger can be promoted", "model"
+            )
+        previous = self.champion_name
+        self.collector.set_champion(model)
+        return previous
 
 
 _OUTCOMES = ("champion", "split", "fallback", "default", "error", "cancelled")
