@@ -157,3 +157,46 @@ def test_demo_prints_the_per_model_table(tmp_path: Path) -> None:
     assert "300 inputs" in out  # the decoy archived every input
     assert "300 requests answered" in out
     assert str(tmp_path / "demo" / "archive.db") in out.replace("\n", "")
+
+
+async def _serve_some(path: Path, n: int) -> None:
+    from rendezvous import Rendezvous, load_deployment
+
+    async with Rendezvous([load_deployment(path)]) as rv:
+        await rv.get(load_deployment(path).name).predict(
+            [[float(i) - n / 2, 1.0] for i in range(n)]
+        )
+
+
+def test_compare_prints_the_models_side_by_side(tmp_path: Path) -> None:
+    import asyncio
+
+    data = yaml.safe_load(good(tmp_path).read_text())
+    data["models"].append({"name": "contrarian", "kind": "python", "source": "e2e_models:negated"})
+    path = write(tmp_path / "two.yaml", data)
+    asyncio.run(_serve_some(path, 40))
+    result = runner.invoke(app, ["compare", str(path), "--last", "40"])
+    assert result.exit_code == 0, result.output
+    assert "contrarian" in result.output
+    assert "0.0%" in result.output or "0%" in result.output  # it never agrees with the champion
+
+
+def test_replay_scores_archived_requests_with_a_new_model(tmp_path: Path) -> None:
+    import asyncio
+
+    path = good(tmp_path)
+    asyncio.run(_serve_some(path, 30))
+    args = ["replay", str(path), "--model", "candidate", "--kind", "python",
+            "--source", "e2e_models:negated"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "replayed 30 archived requests through candidate" in result.output
+    assert "30 scored" in result.output
+    again = runner.invoke(app, args)
+    assert "0 scored" in again.output and "30 already done" in again.output
+
+
+def test_bad_times_are_refused_naming_the_option(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["compare", str(good(tmp_path)), "--since", "yesterday-ish"])
+    assert result.exit_code == 2
+    assert "--since" in result.output

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import logging
+import time
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
+from .config import Deployment, load_deployment
 from .errors import ConfigError, Problem, RendezvousError
 from .roles import Roles
 from .service import Rendezvous
@@ -23,6 +27,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+if not console.is_terminal:  # logs and pipes: wide enough that tables keep whole names
+    console.width = max(console.width, 160)
 # problems name paths and fields: never wrap them, a reader greps for them
 err = Console(stderr=True, soft_wrap=True)
 
@@ -157,6 +163,131 @@ def archiver(files: Files, log_level: LogLevel = "info") -> None:
 
     _logging(log_level)
     run_headless(_service(files, Roles.archiver_only()))
+
+
+def _when(value: str | None, option: str) -> float | None:
+    """A time from the command line: epoch seconds, ISO 8601, or an age like 15m, 2h, 1d."""
+    if value is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
+            return time.time() - float(value[:-1]) * units[value[-1]]
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(value).timestamp()
+    except ValueError:
+        raise _fail(
+            ConfigError(option, [Problem(option, f"expected epoch seconds, ISO 8601 or an age "
+                                                 f"like 15m/2h/1d, got {value!r}")])
+        ) from None  # fmt: skip
+
+
+def _one_deployment(file: Path) -> Deployment:
+    try:
+        return load_deployment(file)
+    except RendezvousError as exc:
+        raise _fail(exc) from None
+
+
+Since = Annotated[str | None, typer.Option(help="From: epoch s, ISO 8601, or an age (2h).")]
+Until = Annotated[str | None, typer.Option(help="Until (excluded): same forms as --since.")]
+
+
+@app.command("compare")
+def compare_models(
+    file: Annotated[Path, typer.Argument(help="The deployment file.")],
+    last: Annotated[int | None, typer.Option(help="The last N requests.")] = None,
+    since: Since = None,
+    until: Until = None,
+    metric: Annotated[
+        str | None, typer.Option(help="Also test each challenger: accuracy, mae or rmse.")
+    ] = None,
+    alpha: Annotated[float, typer.Option(help="Significance level of the test.")] = 0.05,
+    min_pairs: Annotated[int, typer.Option(help="Least labelled pairs to decide.")] = 200,
+) -> None:
+    """Compare the deployment's models from its archive: quality, agreement, operations."""
+    from .archive import open_archive
+    from .compare import PromotionPolicy, Window, compare, render
+    from .runtime import load_models
+
+    dep = _one_deployment(file)
+    try:
+        if last is None and since is None and until is None:
+            last = 1000
+        window = Window(last=last, since=_when(since, "--since"), until=_when(until, "--until"))
+        policy = PromotionPolicy(metric, min_pairs, alpha) if metric else None  # type: ignore[arg-type]
+        models = load_models(dep)
+        classes = {n: m.info.classes for n, m in models.items() if m.info.classes is not None}
+        archive = open_archive(dep.archive, base_dir=dep.base_dir)
+        archive.start()
+        try:
+            comparison = compare(archive, dep, window, classes=classes, policy=policy)
+        finally:
+            archive.stop()
+    except RendezvousError as exc:
+        raise _fail(exc) from None
+    for table in render(comparison):
+        console.print(table)
+
+
+@app.command("replay")
+def replay_model(
+    file: Annotated[Path, typer.Argument(help="The deployment file.")],
+    model: Annotated[
+        str, typer.Option(help="A model of the file, or a new one (--kind, --source).")
+    ],
+    kind: Annotated[str | None, typer.Option(help="Kind of a model not in the file.")] = None,
+    source: Annotated[str | None, typer.Option(help="Source of a model not in the file.")] = None,
+    version: Annotated[str | None, typer.Option(help="Version to record.")] = None,
+    since: Since = None,
+    until: Until = None,
+) -> None:
+    """Run archived inputs (as the models saw them) through a model; compare the result."""
+    from .archive import open_archive
+    from .compare import Window, compare, render
+    from .config import ModelConfig
+    from .replay import replay
+
+    dep = _one_deployment(file)
+    try:
+        known = {m.name: m for m in dep.models}
+        if model in known and kind is None and source is None:
+            cfg = known[model]
+        else:
+            if kind is None or source is None:
+                problem = f"'{model}' is not in {file}; give --kind and --source for a new model"
+                raise ConfigError("replay", [Problem("--model", problem)])
+            if Path(source).exists():  # a file named from here, not from the deployment's folder
+                source = str(Path(source).resolve())
+            cfg = ModelConfig.model_validate(
+                {"name": model, "kind": kind, "source": source, "version": version}
+            )
+        start, end = _when(since, "--since"), _when(until, "--until")
+        archive = open_archive(dep.archive, base_dir=dep.base_dir)
+        archive.start()
+        try:
+            result = replay(archive, dep, cfg, since=start, until=end)
+            window = (
+                Window(since=start, until=end)
+                if start or end
+                else Window(last=result.requests or 1)
+            )
+            comparison = compare(archive, dep, window, models=[f"{model}@{result.version}"])
+        finally:
+            archive.stop()
+    except RendezvousError as exc:
+        raise _fail(exc) from None
+    except ValidationError as exc:
+        raise _fail(ConfigError("replay", [Problem("model", str(exc))])) from None
+    console.print(
+        f"replayed {result.requests} archived requests through {model}@{result.version}: "
+        f"{result.scored} scored ({result.errors} errors), {result.skipped} already done"
+    )
+    for table in render(comparison):
+        console.print(table)
 
 
 @app.command()

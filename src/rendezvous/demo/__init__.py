@@ -93,8 +93,6 @@ def run_demo(
     console: Console | None = None,
 ) -> list[ModelRow]:
     console = console or Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 120)  # logs and pipes: keep the table readable
     t0 = time.monotonic()
     with console.status("training the demo's models on scikit-learn's breast-cancer data…"):
         data = build_demo(directory)
