@@ -2,17 +2,61 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 
 from rendezvous.bus import Bus, MemoryBus
+from servers import redis_url_for_tests
 
-BACKENDS: dict[str, Callable[[], Bus]] = {"memory": MemoryBus}
+
+def _memory(request: pytest.FixtureRequest) -> Bus:
+    return MemoryBus()
+
+
+def _redis(request: pytest.FixtureRequest) -> Bus:
+    pytest.importorskip("redis")
+    from rendezvous.bus.redis import RedisBus
+
+    url: str = request.getfixturevalue("redis_url")
+    prefix: str = request.getfixturevalue("redis_prefix")
+    return RedisBus(url, prefix=prefix, health_interval=0.2)
+
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest], Bus]] = {
+    "memory": _memory,
+    "redis": _redis,
+}
 
 
 @pytest.fixture(params=sorted(BACKENDS))
 async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
-    backend = BACKENDS[request.param]()
+    backend = BACKENDS[request.param](request)
     async with backend:
         yield backend
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis for the session: a throwaway server, or the local one on 6379."""
+    url, server = redis_url_for_tests(tmp_path_factory.mktemp("redis"))
+    yield url
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of the test's own; its keys are deleted afterwards (Redis may be shared).
+
+    A plain fixture (sync client): the ``bus`` fixture asks for it while its loop runs.
+    """
+    from redis import Redis
+
+    prefix = f"rvtest-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    with Redis.from_url(redis_url) as client:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
