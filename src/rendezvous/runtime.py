@@ -16,6 +16,7 @@ from typing import Any
 
 from .archive.base import Archive, RequestRecord
 from .bus.base import Bus
+from .bus.memory import MemoryBus
 from .collector import Answer, Collector, ScheduleStep
 from .config import Deployment, ModelConfig, Role
 from .enrich import build_enrichers
@@ -212,11 +213,17 @@ class DeploymentRuntime:
         answer: Answer | None = None
         try:
             try:
-                await self.bus.publish(request)
-            except BusError as exc:
+                if isinstance(self.bus, MemoryBus):
+                    await self.bus.publish(request)  # never blocks
+                else:
+                    # a stalled broker must not hold the answer past the deadline
+                    async with asyncio.timeout(self.deployment.deadline_ms / 1000.0):
+                        await self.bus.publish(request)
+            except (BusError, TimeoutError) as exc:
                 # accepted but undeliverable: the schedule's last resort answers at once
                 self.metrics.bus_errors.labels(self.name).inc()
-                answer = self.collector.abandon(request.id, f"bus unavailable: {exc}")
+                why = str(exc) or "no answer from the bus by the deadline"
+                answer = self.collector.abandon(request.id, f"bus unavailable: {why}")
             else:
                 answer = await future
         finally:

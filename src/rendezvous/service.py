@@ -94,7 +94,8 @@ class Rendezvous:
                     bus = self.buses[dep.bus] = open_bus(dep.bus)
                     await bus.start()
                     if self.roles.archiver:
-                        bus.subscribe(self._archive_scores, reply_to=None)
+                        mine = [d.name for d in self.deployments if d.bus == dep.bus]
+                        bus.subscribe(self._archive_scores, reply_to=None, deployments=mine)
                 key = self._archive_key(dep)
                 archive = self.archives.get(key)
                 if archive is None:

@@ -191,3 +191,17 @@ async def test_receiving_on_a_group_that_never_joined_is_an_error(bus: Bus) -> N
 async def test_capacity_must_be_positive(bus: Bus) -> None:
     with pytest.raises(BusError, match="capacity"):
         await bus.join(DEP, "m", capacity=0)
+
+
+async def test_an_archive_subscriber_gets_only_the_deployments_it_names(bus: Bus) -> None:
+    mine: list[Score] = []
+    bus.subscribe(mine.extend, reply_to=None, deployments=[DEP])
+    await bus.join(DEP, "m")  # a deployment this process serves
+    others = Score("x", "other", "m", "v1", 1, reply_to="api-9")
+    await bus.publish_scores([score("a"), others, score("b")])
+    for _ in range(50):
+        if len(mine) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)  # time for a wrongly delivered score to show up
+    assert sorted(s.request_id for s in mine) == ["a", "b"]

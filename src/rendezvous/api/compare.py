@@ -86,7 +86,7 @@ async def compare_deployment(request: Request) -> Response:
             large_diff=_get(q, "large_diff", float),
             top_k=10 if top_k is None else top_k,
             policy=policy,
-            champion=runtime.champion_name,
+            champion_name=runtime.champion_name,
         )
     except Exception as exc:
         return error_response(exc)

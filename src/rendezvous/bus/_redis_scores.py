@@ -5,11 +5,11 @@ XREAD from the start and trimmed behind the reader. A deployment's scores stream
 the consumer group "archive", shared by every archiving process; the group starts at the
 stream's beginning, so scores published before the first archiver are archived too.
 
-An archive subscriber gets every score on the bus, as with the memory bus: it follows every
-deployment any process has joined under the bus's key prefix (the set ``rv:deployments``,
-read every ``discover_every`` seconds), besides those its own bus touched. So archiving
-processes that serve different deployments must not share a prefix: each would take, and
-not store, the other's scores.
+An archive subscriber names its deployments and reads only their scores streams. One that
+names none gets every score on the bus, as with the memory bus: it follows every deployment
+any process has joined under the bus's key prefix (the set ``rv:deployments``, read every
+``discover_every`` seconds) — then archiving processes that serve different deployments
+must not share a prefix, or each would take, and not store, the other's scores.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Collection, Coroutine, Sequence
 
 import msgspec
 
@@ -52,14 +52,19 @@ class ScoreReaders:
         self.consumer_name = consumer_name
         self.discover_every = discover_every
         self.repliers: dict[str, ScoreHandler] = {}
-        self.archivers: list[ScoreHandler] = []
+        self.archivers: list[tuple[ScoreHandler, frozenset[str] | None]] = []
         self._watched: set[str] = set()
         self._archived: dict[str, Reading] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    def subscribe(self, handler: ScoreHandler, reply_to: str | None) -> None:
+    def subscribe(
+        self, handler: ScoreHandler, reply_to: str | None, deployments: Collection[str] | None
+    ) -> None:
         if reply_to is None:
-            self.archivers.append(handler)
+            only = None if deployments is None else frozenset(deployments)
+            self.archivers.append((handler, only))
+            for dep in only or ():
+                self._watched.add(dep)
         else:
             self.repliers[reply_to] = handler  # one collector per reply_to: the last wins
         self.start()
@@ -79,7 +84,8 @@ class ScoreReaders:
                 self._spawn(f"reply:{reply_to}", self._read_replies(reply_to))
         if not self.archivers:
             return
-        if "discover" not in self._tasks:
+        everything = any(only is None for _, only in self.archivers)
+        if everything and "discover" not in self._tasks:
             self._spawn("discover", self._discover())
         for dep in self._watched:
             if f"archive:{dep}" not in self._tasks:
@@ -200,7 +206,8 @@ class ScoreReaders:
         if not entries:
             return
         stream = self.keys.scores(dep)
-        bad = _hand_out(entries, self.archivers, stream)
+        handlers = [h for h, only in self.archivers if only is None or dep in only]
+        bad = _hand_out(entries, handlers, stream)
         buried = {entry_id for (entry_id, _), _ in bad}
         good = [entry_id for entry_id, _ in entries if entry_id not in buried]
         if good:

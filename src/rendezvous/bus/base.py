@@ -12,13 +12,15 @@ Semantics every backend keeps (the conformance suite in ``tests/bus`` checks the
   an empty list after ``timeout`` seconds. ``ack`` confirms a batch once its scores are out.
 * ``publish_scores`` delivers scores to the handler subscribed for their ``reply_to`` (the
   collector of the API process that waits) and to every handler subscribed to all scores
-  (the archive).
+  (the archive), or to the deployments such a subscriber names.
+* Drops are reported at the latest when a consumer of the group next takes work (at
+  publish time for the memory bus).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 
 from ..messages import Request, Score
 
@@ -88,8 +90,19 @@ class Bus(ABC):
         """Send scores to their ``reply_to`` collector and to every all-scores subscriber."""
 
     @abstractmethod
-    def subscribe(self, handler: ScoreHandler, *, reply_to: str | None) -> None:
-        """Call ``handler`` with scores for ``reply_to``, or with every score if None."""
+    def subscribe(
+        self,
+        handler: ScoreHandler,
+        *,
+        reply_to: str | None,
+        deployments: Collection[str] | None = None,
+    ) -> None:
+        """Call ``handler`` with scores for ``reply_to``; or, with ``reply_to=None``, with
+        every score of ``deployments`` (every deployment on the bus when None).
+
+        An archive names its deployments: over a shared bus, a subscriber to everything
+        would also take scores that another process's archive is meant to store.
+        """
 
     def backlog(self, deployment: str, group: str) -> int:
         """Requests waiting for ``group`` (0 where the backend cannot tell cheaply)."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from ..errors import BusError
 from ..messages import Request, Score
@@ -44,7 +44,7 @@ class MemoryBus(Bus):
     def __init__(self) -> None:
         self._groups: dict[str, dict[str, _Group]] = {}
         self._handlers: dict[str, ScoreHandler] = {}
-        self._all: list[ScoreHandler] = []
+        self._all: list[tuple[ScoreHandler, frozenset[str] | None]] = []
 
     def __repr__(self) -> str:
         return "MemoryBus()"
@@ -112,12 +112,23 @@ class MemoryBus(Bus):
             handler = self._handlers.get(reply_to)
             if handler is not None:
                 handler(batch)
-        for h in self._all:
-            h(scores)
+        for h, only in self._all:
+            if only is None:
+                h(scores)
+            else:
+                mine = [s for s in scores if s.deployment in only]
+                if mine:
+                    h(mine)
 
-    def subscribe(self, handler: ScoreHandler, *, reply_to: str | None) -> None:
+    def subscribe(
+        self,
+        handler: ScoreHandler,
+        *,
+        reply_to: str | None,
+        deployments: Collection[str] | None = None,
+    ) -> None:
         if reply_to is None:
-            self._all.append(handler)
+            self._all.append((handler, None if deployments is None else frozenset(deployments)))
         else:
             self._handlers[reply_to] = handler
 

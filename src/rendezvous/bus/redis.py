@@ -48,7 +48,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
@@ -333,8 +333,14 @@ class RedisBus(Bus):
         for dep in by_dep:
             self._scores.watch(dep)
 
-    def subscribe(self, handler: ScoreHandler, *, reply_to: str | None) -> None:
-        self._scores.subscribe(handler, reply_to)
+    def subscribe(
+        self,
+        handler: ScoreHandler,
+        *,
+        reply_to: str | None,
+        deployments: Collection[str] | None = None,
+    ) -> None:
+        self._scores.subscribe(handler, reply_to, deployments)
 
     # -- health ---------------------------------------------------------------------------
 

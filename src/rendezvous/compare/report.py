@@ -84,7 +84,7 @@ def compare(
     large_diff: float | None = None,
     top_k: int = 10,
     policy: PromotionPolicy | None = None,
-    champion: str | None = None,
+    champion_name: str | None = None,
     clock: Callable[[], float] = time.time,
 ) -> Comparison:
     """Compare the deployment's models (or ``models``) with its champion over ``window``.
@@ -93,14 +93,14 @@ def compare(
     and may name models the deployment does not run (scores written by a replay). By
     default: every model of the deployment that computes. ``classes`` maps model names to
     the classes of their probability columns (a loaded model's ``info.classes``).
-    ``champion`` is the model compared against (default: the file's champion; a running
+    ``champion_name`` is the model compared against (default: the file's champion; a running
     deployment passes the current one, which promotions change).
     """
     if top_k < 0:
         raise InputError(f"expected 0 or more, got {top_k}", loc="top_k")
     if large_diff is not None and not 0 <= large_diff < math.inf:
         raise InputError(f"expected a finite number >= 0, got {large_diff}", loc="large_diff")
-    champion = ModelRef(champion or deployment.champion.name)
+    champion = ModelRef(champion_name or deployment.champion.name)
     if models is None:
         names = [m.name for m in deployment.models if m.computes and m.name != champion.name]
     else:
