@@ -1,8 +1,9 @@
 """Scale-out benchmark: the memory bus against the Redis bus, then 1 against 2 workers.
 
 1. The HTTP benchmark's model and load (LogisticRegression on breast_cancer, one row per
-   request, wrk at concurrency 8 and 64): one process with the memory bus, against one API
-   process + one worker per model + an archiver over a Redis bus (a throwaway redis-server).
+   request, wrk at concurrency 8 and 64), champion alone and with two shadows: one process
+   with the memory bus, against one API process + one worker process per model + an
+   archiver over a Redis bus (a throwaway redis-server).
 2. A CPU-bound model (pure Python, a few ms of CPU per row, so threads cannot share it
    under the GIL): 1 worker process against 2.
 
@@ -103,22 +104,29 @@ def main() -> None:
     for tool in ("wrk", "redis-server"):
         if not shutil.which(tool):
             sys.exit(f"{tool} is needed: apt-get install {tool}")
+    mem: dict[str, dict[int, Result]] = {}
+    red: dict[str, dict[int, Result]] = {}
     with tempfile.TemporaryDirectory() as tmpdir, Processes() as procs:
         tmp = Path(tmpdir)
-        _, _, shadows, body = build(tmp)
+        _, champion, shadows, body = build(tmp)
         redis = redis_up(procs)
-        memory = Server(rendezvous_cmd("serve", str(shadows), "--port", "{port}"),
-                        "/v1/deployments", pin=False)  # fmt: skip
-        mem = measure(memory, body, args.seconds, (8, 64))
-        over_redis = with_bus(shadows, f"{redis}?prefix=bench1", "shadows-redis")
-        workers = {"lr": 1, "lr_c01": 1, "lr_c10": 1}
-        red = measure(distributed(over_redis, workers, procs), body, args.seconds, (8, 64))
-        print("champion + 2 shadows, memory bus (1 process) vs redis bus (API + 3 workers"
-              " + archiver), ratios against memory:")  # fmt: skip
+        for label, file, workers in (
+            ("champion", champion, {"lr": 1}),
+            ("+2 shadows", shadows, {"lr": 1, "lr_c01": 1, "lr_c10": 1}),
+        ):
+            memory = Server(rendezvous_cmd("serve", str(file), "--port", "{port}"),
+                            "/v1/deployments", pin=False)  # fmt: skip
+            mem[label] = measure(memory, body, args.seconds, (8, 64))
+            over_redis = with_bus(file, f"{redis}?prefix={label[:5]}", f"{file.stem}-redis")
+            server = distributed(over_redis, workers, procs)
+            red[label] = measure(server, body, args.seconds, (8, 64))
+        print("memory bus (1 process) vs redis bus (1 API process, 1 worker process per model,"
+              " an archiver), ratios against memory:")  # fmt: skip
         print(HEADER)
-        for conc in (8, 64):
-            print(row("memory", f"c={conc}", mem[conc], None))
-            print(row("redis", f"c={conc}", red[conc], mem[conc]))
+        for label in mem:
+            for conc in (8, 64):
+                print(row("memory", f"c={conc}", mem[label][conc], None) + f"  {label}")
+                print(row("redis", f"c={conc}", red[label][conc], mem[label][conc]) + f"  {label}")
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -134,7 +142,7 @@ def main() -> None:
         print(row("1 worker", "c=16", results[1], None))
         print(row("2 workers", "c=16", results[2], results[1]))
 
-    p50_gap = red[8].p50_ms - mem[8].p50_ms
+    p50_gap = red["champion"][8].p50_ms - mem["champion"][8].p50_ms
     speedup = results[2].rps / results[1].rps
     print(f"\ntargets: redis p50 - memory p50 at c=8 = {p50_gap:+.2f} ms (<= +1 ms); "
           f"2 workers / 1 worker req/s = {speedup:.2f} (>= 1.6)")  # fmt: skip

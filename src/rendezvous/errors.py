@@ -15,7 +15,7 @@ RendezvousError
 ├── ModelError                  a model failed to load or to predict
 │   └── ModelLoadError          a model file or import string could not be loaded
 ├── BusError                    the message bus failed
-├── ArchiveError                the archive failed
+├── ArchiveError                the archive failed                                      → 503
 ├── RegistryError               the model registry refused or failed an operation
 │   ├── CorruptRegistry         a metadata or aliases file is unreadable (carries its path)
 │   └── ArtifactMismatch        an artifact's bytes no longer match the sha256 published
@@ -135,7 +135,7 @@ class BusError(RendezvousError):
 
 
 class ArchiveError(RendezvousError):
-    pass
+    status = 503  # the archive is a dependency: unavailable, not a bug in the request
 
 
 class RegistryError(RendezvousError):

@@ -202,7 +202,7 @@ class DeploymentRuntime:
                 f"({self.archive.max_buffer} requests); try again shortly"
             )
         request = Request(
-            f"{self.instance}-{next(self._ids)}",
+            f"{self.instance}-{self.name}-{next(self._ids)}",  # unique across deployments
             self.name,
             features,
             time.time(),

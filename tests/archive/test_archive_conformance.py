@@ -24,6 +24,7 @@ from rendezvous.archive import (
     RequestRecord,
     SQLiteArchive,
 )
+from rendezvous.archive.base import Example
 from rendezvous.errors import ArchiveError
 from rendezvous.messages import Score
 
@@ -234,7 +235,7 @@ def test_nothing_is_visible_before_it_is_written(backend: Backend) -> None:
     archive.start()
     archive.put_request(req(1))
     assert archive.get_request("r1") is None
-    assert archive.counts("fraud") == {"requests": 0, "scores": 0, "inputs": 0}
+    assert archive.counts("fraud") == {"requests": 0, "scores": 0, "inputs": 0, "examples": 0}
     archive.flush()
     assert archive.get_request("r1") == req(1)
 
@@ -317,9 +318,9 @@ def test_counts_per_deployment_are_isolated(archive: Archive) -> None:
     archive.put_scores([score("r9", m, deployment="b") for m in ("x", "y")])
     archive.flush()
 
-    assert archive.counts("a") == {"requests": 3, "scores": 6, "inputs": 2}
-    assert archive.counts("b") == {"requests": 1, "scores": 2, "inputs": 0}
-    assert archive.counts("c") == {"requests": 0, "scores": 0, "inputs": 0}
+    assert archive.counts("a") == {"requests": 3, "scores": 6, "inputs": 2, "examples": 0}
+    assert archive.counts("b") == {"requests": 1, "scores": 2, "inputs": 0, "examples": 0}
+    assert archive.counts("c") == {"requests": 0, "scores": 0, "inputs": 0, "examples": 0}
 
 
 # -- lifecycle and buffering ----------------------------------------------------------------
@@ -343,7 +344,12 @@ def test_stop_flushes_everything_accepted(backend: Backend) -> None:
     assert archive.written == {"requests": 1000, "scores": 3000, "inputs": 1000}
     assert archive.backlog == 0
     again = backend.reopen(archive)
-    assert again.counts("fraud") == {"requests": 1000, "scores": 3000, "inputs": 1000}
+    assert again.counts("fraud") == {
+        "requests": 1000,
+        "scores": 3000,
+        "inputs": 1000,
+        "examples": 0,
+    }
     assert again.scores_for_request("r999") == [score("r999", m) for m in ("a", "b", "c")]
 
 
@@ -381,7 +387,7 @@ def test_backlog_and_full_follow_max_buffer(backend: Backend) -> None:
     archive.start()
     archive.flush()
     assert (archive.backlog, archive.full) == (0, False)
-    assert archive.counts("fraud") == {"requests": 3, "scores": 2, "inputs": 0}
+    assert archive.counts("fraud") == {"requests": 3, "scores": 2, "inputs": 0, "examples": 0}
 
 
 def test_a_batch_being_written_still_counts_in_the_backlog(
@@ -461,7 +467,7 @@ def test_a_failed_store_is_retried_and_nothing_is_lost(
     archive.flush()
 
     assert calls == [50, 50, 50]  # the same batch, whole, each time
-    assert archive.counts("fraud") == {"requests": 50, "scores": 150, "inputs": 50}
+    assert archive.counts("fraud") == {"requests": 50, "scores": 150, "inputs": 50, "examples": 0}
     assert archive.written == {"requests": 50, "scores": 150, "inputs": 50}
 
 
@@ -549,8 +555,8 @@ def test_concurrent_puts_while_the_writer_runs(backend: Backend) -> None:
     per_deployment = n_threads // 2 * n_each
     expected = {"requests": per_deployment, "scores": 3 * per_deployment, "inputs": per_deployment}
     again = backend.reopen(archive)
-    assert again.counts("d0") == expected
-    assert again.counts("d1") == expected
+    assert again.counts("d0") == {**expected, "examples": 0}
+    assert again.counts("d1") == {**expected, "examples": 0}
     assert archive.written == {k: 2 * v for k, v in expected.items()}
 
 
@@ -568,10 +574,227 @@ def test_bulk_20k_requests_60k_scores(backend: Backend) -> None:
     archive.stop()
 
     again = backend.reopen(archive)
-    assert again.counts("fraud") == {"requests": n, "scores": 3 * n, "inputs": 0}
+    assert again.counts("fraud") == {"requests": n, "scores": 3 * n, "inputs": 0, "examples": 0}
     assert [s.model for s in again.scores_for_request("r12345")] == ["a", "b", "c"]
     assert len(again.scores_for_model("fraud", "b", limit=1000)) == 1000
     assert [r.id for r in again.requests("fraud", since=T0 + n - 2)] == [
         f"r{n - 2}",
         f"r{n - 1}",
     ]
+
+
+# -- labelled examples ----------------------------------------------------------------------
+
+
+def ex(
+    request_id: str | None,
+    label: Any = 1,
+    deployment: str = "fraud",
+    at: float = T0,
+    features: list[float] | None = None,
+) -> Example:
+    return Example(
+        deployment=deployment,
+        request_id=request_id,
+        features=[0.1, -2.5, 1e-300] if features is None else features,
+        label=label,
+        received_at=at,
+    )
+
+
+def stored_as(given: Sequence[Example], stored: Sequence[Example]) -> None:
+    """``stored`` is ``given`` with seqs assigned, labels of the same types."""
+    assert [msgspec.structs.replace(e, seq=0) for e in stored] == list(given)
+    for g, s in zip(given, stored, strict=True):
+        assert type(s.label) is type(g.label)
+
+
+def increasing(seqs: Sequence[int]) -> bool:
+    """Positive and strictly increasing (not necessarily consecutive)."""
+    return all(a < b for a, b in zip([0, *seqs], seqs, strict=False))
+
+
+def test_examples_round_trip_with_their_label_types(archive: Archive) -> None:
+    # == says True == 1 == 1.0: a classifier's label 1 must not come back as True or 1.0.
+    given = [
+        ex("r1", 1),
+        ex("r2", 1.0),
+        ex("r3", True),
+        ex("r4", "1"),
+        ex("r5", 0.1 + 0.2, features=[-0.0, 1.7976931348623157e308, 5e-324]),
+        ex("r6", False, at=T0 + 0.123456789),
+        ex(None, -3, at=T0 + 1),
+        ex(None, "approve", at=T0 + 2),
+    ]
+    stored = archive.store_examples(given)
+
+    stored_as(given, stored)
+    assert increasing([e.seq for e in stored])
+    got = archive.examples("fraud")
+    assert got == stored
+    stored_as(given, got)
+    assert archive.store_examples([]) == []
+
+
+def test_stored_examples_are_durable_without_a_flush_or_stop(backend: Backend) -> None:
+    # Unlike requests and scores, examples are never buffered: once store_examples returns
+    # another process (here, another archive object) sees them.
+    archive = backend.make(flush_interval=3600)
+    archive.start()
+    stored = archive.store_examples([ex("r1", 0), ex(None, 2.5)])
+
+    other = backend.reopen(archive)
+    assert other.examples("fraud") == stored
+    assert other.labels_for(["r1"]) == {"r1": 0}
+    assert other.counts("fraud")["examples"] == 2
+
+
+def test_feedback_for_a_request_is_stored_once(archive: Archive) -> None:
+    first = archive.store_examples([ex("r1", 1)])
+    # Only the new ones come back: that is how a caller tells new from repeated.
+    again = archive.store_examples([ex("r1", 0), ex("r2", 0)])
+    assert [e.request_id for e in again] == ["r2"]
+    # A repeat inside one call counts too: the first of the call wins.
+    within = archive.store_examples([ex("r3", "a"), ex("r3", "b")])
+    assert [(e.request_id, e.label) for e in within] == [("r3", "a")]
+    # The key is (deployment, request id); standalone examples are never duplicates.
+    elsewhere = archive.store_examples([ex("r1", 5, deployment="other")])
+    standalone = archive.store_examples([ex(None, 1), ex(None, 1)])
+    assert len(elsewhere) == 1
+    assert len(standalone) == 2
+
+    assert archive.labels_for(["r1", "r2", "r3"]) == {"r1": 1, "r2": 0, "r3": "a"}
+    assert archive.examples("fraud") == [*first, *again, *within, *standalone]
+    assert archive.examples("other") == elsewhere
+    assert archive.counts("fraud")["examples"] == 5
+
+
+def test_seq_increases_across_calls_and_across_archive_objects(backend: Backend) -> None:
+    one = backend.make()
+    one.start()
+    two = backend.reopen(one)  # another archive object on the same database
+    stored: list[Example] = []
+    for i in range(6):
+        writer = one if i % 2 == 0 else two
+        stored += writer.store_examples([ex(f"r{i}", i), ex(None, i, deployment=f"d{i % 2}")])
+
+    assert increasing([e.seq for e in stored])
+    assert one.examples("fraud") == two.examples("fraud") == [e for e in stored if e.request_id]
+
+
+def test_reading_in_pages_after_seq_neither_skips_nor_repeats(archive: Archive) -> None:
+    stored: list[Example] = []
+    for call in range(5):
+        stored += archive.store_examples([ex(f"r{call}-{i}", i) for i in range(5)])
+        archive.store_examples([ex(f"o{call}", deployment="other")])  # gaps in fraud's seqs
+
+    def read_all(after: int, page: int) -> list[Example]:
+        got: list[Example] = []
+        while chunk := archive.examples("fraud", after_seq=after, limit=page):
+            assert len(chunk) <= page
+            got += chunk
+            after = chunk[-1].seq
+        return got
+
+    assert read_all(0, 7) == stored
+    assert read_all(0, 1) == stored
+    assert read_all(stored[11].seq, 4) == stored[12:]
+    assert archive.examples("fraud", after_seq=stored[-1].seq) == []
+    assert archive.examples("fraud", limit=0) == []
+    later = archive.store_examples([ex("late", 9)])
+    assert archive.examples("fraud", after_seq=stored[-1].seq) == later
+
+
+def test_examples_in_a_time_window_stay_in_seq_order(archive: Archive) -> None:
+    times = [5, 1, 8, 3, 9, 0, 4]
+    stored = archive.store_examples([ex(f"r{t}", t, at=T0 + t) for t in times])
+
+    def labels(**query: Any) -> list[int]:
+        return [e.label for e in archive.examples("fraud", **query)]
+
+    assert labels(since=T0 + 3, until=T0 + 8) == [5, 3, 4]  # [since, until), by seq
+    assert labels(since=T0 + 8) == [8, 9]
+    assert labels(until=T0 + 1) == [0]
+    assert labels(since=T0 + 1, limit=2) == [5, 1]
+    assert labels(since=T0 + 1, after_seq=stored[2].seq) == [3, 9, 4]
+    assert labels(since=T0 + 20) == []
+    assert archive.examples("unknown") == []
+
+
+def test_a_negative_limit_of_examples_is_an_error(archive: Archive) -> None:
+    with pytest.raises(ArchiveError, match="limit"):
+        archive.examples("fraud", limit=-1)
+
+
+def test_labels_for_many_ids_answers_only_the_labelled(archive: Archive) -> None:
+    n = 1_200  # more ids than one SQL statement may take parameters
+    archive.store_examples([ex(f"r{i}", i % 3, at=T0 + i) for i in range(n)])
+    archive.store_examples([ex(None, 7)])
+
+    asked = [f"r{i}" for i in range(0, n + 100, 2)] + ["unknown", "r0"]
+    assert archive.labels_for(asked) == {f"r{i}": i % 3 for i in range(0, n, 2)}
+    assert archive.labels_for([]) == {}
+
+
+def test_counts_include_examples_per_deployment(archive: Archive) -> None:
+    archive.put_request(req(1))
+    archive.flush()
+    archive.store_examples([ex("r1"), ex(None), ex("r1", deployment="b")])
+
+    assert archive.counts("fraud") == {"requests": 1, "scores": 0, "inputs": 0, "examples": 2}
+    assert archive.counts("b") == {"requests": 0, "scores": 0, "inputs": 0, "examples": 1}
+
+
+def test_concurrent_store_examples_while_batches_are_written(backend: Backend) -> None:
+    # Several threads and two archive objects store examples, racing each other, the writer
+    # thread's batches, and a learner reading after the last seq it saw: every example gets
+    # its own seq, each contested request id is stored once, and the learner misses none.
+    one = backend.make(flush_interval=0.002)
+    one.start()
+    two = backend.reopen(one)
+    n_threads, n_calls = 6, 20
+    barrier = threading.Barrier(n_threads + 2)
+    stored: list[list[Example]] = [[] for _ in range(n_threads)]
+    errors: list[BaseException] = []
+
+    def writer(t: int) -> None:
+        try:
+            archive = one if t % 2 == 0 else two
+            barrier.wait()
+            for c in range(n_calls):
+                batch = [ex(f"t{t}-{c}", t), ex(f"shared-{c}", t), ex(None, t)]
+                stored[t] += archive.store_examples(batch)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def producer() -> None:
+        barrier.wait()
+        put_many(one, 300)
+
+    learned: list[Example] = []
+
+    def learner() -> None:
+        barrier.wait()
+        while any(thread.is_alive() for thread in writers):
+            after = learned[-1].seq if learned else 0
+            learned.extend(two.examples("fraud", after_seq=after, limit=50))
+
+    writers = [threading.Thread(target=writer, args=(t,)) for t in range(n_threads)]
+    others = [threading.Thread(target=producer), threading.Thread(target=learner)]
+    for thread in [*writers, *others]:
+        thread.start()
+    for thread in [*writers, *others]:
+        thread.join(120)
+    one.flush()
+
+    assert errors == []
+    everything = sorted((e for s in stored for e in s), key=lambda e: e.seq)
+    seqs = [e.seq for e in everything]
+    assert len(set(seqs)) == len(seqs) == n_threads * n_calls * 2 + n_calls
+    assert [e.request_id for e in everything].count("shared-3") == 1
+    assert one.examples("fraud") == everything
+    after = learned[-1].seq if learned else 0
+    learned.extend(one.examples("fraud", after_seq=after))
+    assert learned == everything
+    assert one.counts("fraud")["examples"] == len(everything)
+    assert one.counts("fraud")["requests"] == 300

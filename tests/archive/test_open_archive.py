@@ -42,7 +42,7 @@ def test_sqlite_absolute_ignores_base_dir(tmp_path: Path) -> None:
 
 def test_an_opened_sqlite_archive_works(tmp_path: Path) -> None:
     with open_archive("sqlite:///rv.db", base_dir=tmp_path) as archive:
-        assert archive.counts("fraud") == {"requests": 0, "scores": 0, "inputs": 0}
+        assert archive.counts("fraud") == {"requests": 0, "scores": 0, "inputs": 0, "examples": 0}
     assert (tmp_path / "rv.db").is_file()
 
 

@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from ..service import Rendezvous
-from . import native, oip
+from . import compare, dashboard, feedback, native, oip
 from .fastpath import PredictFastPath
 from .http import JSONResponse
 from .openapi import DOCS_HTML, openapi_document
@@ -69,7 +69,10 @@ def create_app(
     app = Starlette(
         routes=[
             *native.routes,
+            *feedback.routes,
+            *compare.routes,
             *oip.routes,
+            *dashboard.routes,
             Route("/metrics", metrics, methods=["GET"]),
             Route("/openapi.json", openapi, methods=["GET"]),
             Route("/docs", docs, methods=["GET"]),

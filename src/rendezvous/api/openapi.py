@@ -108,6 +108,56 @@ class DeploymentList(Struct):
     deployments: list[DeploymentSummary]
 
 
+Label = Annotated[
+    float | str | bool,
+    Meta(
+        description="One of the champion's classes when it has classes; otherwise of the kind "
+        "the deployment answers with (a number for regression, a string, a boolean)"
+    ),
+]
+
+
+class FeedbackOne(Struct, forbid_unknown_fields=True):
+    """The true label of an earlier prediction, named by its request id."""
+
+    request_id: str
+    label: Label
+
+
+class FeedbackMany(Struct, forbid_unknown_fields=True):
+    """Labels for many predictions; every item is checked before any is stored."""
+
+    feedback: list[FeedbackOne]
+
+
+class FeedbackResult(Struct):
+    """What became of one label."""
+
+    request_id: str
+    label: Annotated[Any, Meta(description="The label stored: the first one given")]
+    duplicate: Annotated[bool, Meta(description="The request had a label already")]
+    seq: Annotated[int | None, Meta(description="The stored example's seq; null if duplicate")]
+
+
+class FeedbackResults(Struct):
+    feedback: list[FeedbackResult]
+
+
+class LabelledRow(Struct, forbid_unknown_fields=True):
+    input: Row
+    label: Label
+
+
+class Examples(Struct, forbid_unknown_fields=True):
+    """Labelled examples with no prediction behind them; every row is checked first."""
+
+    examples: list[LabelledRow]
+
+
+class StoredExamples(Struct):
+    seqs: Annotated[list[int], Meta(description="Each example's seq, in the order given")]
+
+
 # -- the Open Inference Protocol -----------------------------------------------------------
 
 Datatype = Annotated[str, Meta(description=f"One of {', '.join(SUPPORTED)}")]
@@ -206,6 +256,7 @@ class Health(Struct):
 
 _TYPES: tuple[Any, ...] = (
     PredictOne, PredictMany, Prediction, Predictions, Error, DeploymentList, DeploymentSummary,
+    FeedbackOne, FeedbackMany, FeedbackResult, FeedbackResults, Examples, StoredExamples,
     ServerMetadata, ModelMetadata, InferRequest, InferResponse, Health,
 )  # fmt: skip
 
@@ -291,6 +342,30 @@ _INFER_OK = {
         },
     },
 }
+_FEEDBACK_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {"oneOf": [_ref("FeedbackOne"), _ref("FeedbackMany")]},
+            "examples": {
+                "one": {"value": {"request_id": "3f2a9c81d0e4-17", "label": 1}},
+                "batch": {"value": {"feedback": [{"request_id": "3f2a9c81d0e4-17", "label": 0}]}},
+            },
+        }
+    },
+}
+_FEEDBACK_OK = {
+    "description": "What became of the label (for one) or of each label (for many)",
+    "content": {
+        "application/json": {"schema": {"oneOf": [_ref("FeedbackResult"), _ref("FeedbackResults")]}}
+    },
+}
+_LABEL_BAD = {
+    400: "Malformed body",
+    404: "Unknown deployment, or a request id it never archived",
+    413: "Body too large",
+    422: "A label or a row that does not fit the deployment",
+}
 _BAD = {
     400: "Malformed body",
     404: "Unknown deployment or version",
@@ -325,6 +400,29 @@ def _paths() -> dict[str, Any]:
                 body=_PREDICT_BODY,
             )
         },
+        "/v1/deployments/{name}/feedback": {
+            "post": _op(
+                "Label earlier predictions",
+                native,
+                _FEEDBACK_OK,
+                _LABEL_BAD,
+                path=("name",),
+                body=_FEEDBACK_BODY,
+            )
+        },
+        "/v1/deployments/{name}/examples": {
+            "post": _op(
+                "Add labelled examples",
+                native,
+                _json("StoredExamples", "The examples' seqs"),
+                _LABEL_BAD,
+                path=("name",),
+                body={
+                    "required": True,
+                    "content": {"application/json": {"schema": _ref("Examples")}},
+                },
+            )
+        },
         "/v2": {"get": _op("Server metadata", oip, _json("ServerMetadata", "The server"), {})},
         "/v2/health/live": {"get": _op("Liveness", oip, _json("Health", "Live"), {})},
         "/v2/health/ready": {
@@ -356,6 +454,46 @@ def _paths() -> dict[str, Any]:
         infer = _op("Infer", oip, _INFER_OK, _BAD, path=params, body=_INFER_BODY)
         infer["parameters"].append(_HEADER_LENGTH)
         paths[f"{prefix}/infer"] = {"post": infer}
+    _OBJECT = {"type": "object", "additionalProperties": True}
+    compare_op = _op(
+        "Compare the models over a window of archived traffic",
+        "comparison",
+        {"description": "Per model: operations, quality, agreement, decision",
+         "content": {"application/json": {"schema": _OBJECT}}},
+        {404: "Unknown deployment", 422: "Bad window or parameter"},
+        path=("name",),
+    )  # fmt: skip
+    compare_op["parameters"] += [
+        {"name": q, "in": "query", "required": False, "schema": {"type": kind}}
+        for q, kind in (("last", "integer"), ("since", "number"), ("until", "number"),
+                        ("models", "string"), ("metric", "string"), ("alpha", "number"),
+                        ("min_pairs", "integer"), ("top_k", "integer"),
+                        ("large_diff", "number"), ("task", "string"), ("positive", "string"))
+    ]  # fmt: skip
+    paths["/v1/deployments/{name}/compare"] = {"get": compare_op}
+    paths["/v1/live"] = {
+        "get": _op(
+            "Live figures for the dashboard (from the Prometheus registry)",
+            "operations",
+            {
+                "description": "Per deployment and model",
+                "content": {"application/json": {"schema": _OBJECT}},
+            },
+            {},
+        )
+    }
+    paths["/dashboard"] = {
+        "get": {
+            "summary": "Live dashboard page",
+            "tags": ["operations"],
+            "responses": {
+                "200": {
+                    "description": "HTML",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+            },
+        }
+    }
     paths["/metrics"] = {
         "get": {
             "summary": "Prometheus metrics",

@@ -23,7 +23,7 @@ import msgspec
 from ..errors import ArchiveError
 from ..messages import Score
 
-__all__ = ["Archive", "DecoyInput", "RequestRecord"]
+__all__ = ["Archive", "DecoyInput", "Example", "RequestRecord"]
 
 log = logging.getLogger("rendezvous.archive")
 
@@ -50,6 +50,22 @@ class DecoyInput(msgspec.Struct, frozen=True, gc=False):
     model: str
     features: list[float]
     received_at: float
+
+
+class Example(msgspec.Struct, frozen=True, gc=False):
+    """A labelled example: feedback on an earlier prediction, or a standalone example.
+
+    ``seq`` is assigned by the archive when the example is stored: it increases with every
+    stored example of the archive, so a learner can resume after the last ``seq`` it
+    processed and neither lose nor repeat an example.
+    """
+
+    deployment: str
+    request_id: str | None  # the prediction this labels; None for a standalone example
+    features: list[float]  # as the models saw them (copied from the archived request)
+    label: Any
+    received_at: float
+    seq: int = 0
 
 
 class Archive(ABC):
@@ -248,4 +264,32 @@ class Archive(ABC):
 
     @abstractmethod
     def counts(self, deployment: str) -> dict[str, int]:
-        """``{"requests": n, "scores": n, "inputs": n}`` for one deployment."""
+        """``{"requests": n, "scores": n, "inputs": n, "examples": n}`` for one deployment."""
+
+    # -- labelled examples (durable: stored synchronously, never buffered) ----------------------
+
+    @abstractmethod
+    def store_examples(self, examples: Sequence[Example]) -> list[Example]:
+        """Store examples durably before returning (a crash afterwards loses none).
+
+        Idempotent by ``(deployment, request_id)``: feedback for a request that already has
+        a label is not stored again. Returns the examples stored now, with their ``seq``.
+        Call it off the event loop (it waits for the database).
+        """
+
+    @abstractmethod
+    def examples(
+        self,
+        deployment: str,
+        *,
+        after_seq: int = 0,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[Example]:
+        """Stored examples of a deployment with ``seq > after_seq``, received in
+        ``[since, until)``, in ``seq`` order."""
+
+    @abstractmethod
+    def labels_for(self, request_ids: Sequence[str]) -> dict[str, Any]:
+        """The label of each of ``request_ids`` that has one."""

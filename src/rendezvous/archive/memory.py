@@ -8,16 +8,17 @@ tested against it behaves the same on disk.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 
 from ..errors import ArchiveError
 from ..messages import Score
-from .base import Archive, DecoyInput, RequestRecord
+from .base import Archive, DecoyInput, Example, RequestRecord
 
 __all__ = ["MemoryArchive"]
 
@@ -37,6 +38,10 @@ class MemoryArchive(Archive):
         self._scores_of_model: defaultdict[tuple[str, str], list[Score]] = defaultdict(list)
         self._inputs_of_request: defaultdict[str, list[DecoyInput]] = defaultdict(list)
         self._counts: defaultdict[str, dict[str, int]] = defaultdict(_zero_counts)
+        self._examples_of: defaultdict[str, list[Example]] = defaultdict(list)
+        self._labelled: set[tuple[str, str]] = set()  # (deployment, request_id)
+        self._label_of: dict[str, Any] = {}
+        self._last_seq = 0
 
     def __repr__(self) -> str:
         return "MemoryArchive()"
@@ -120,13 +125,63 @@ class MemoryArchive(Archive):
             counts = self._counts.get(deployment)
             return dict(counts) if counts is not None else _zero_counts()
 
+    # -- labelled examples ------------------------------------------------------------------
+
+    def store_examples(self, examples: Sequence[Example]) -> list[Example]:
+        stored: list[Example] = []
+        with self._data_lock:
+            for example in examples:
+                key = example.request_id
+                if key is not None:
+                    if (example.deployment, key) in self._labelled:
+                        continue
+                    self._labelled.add((example.deployment, key))
+                    self._label_of.setdefault(key, example.label)
+                self._last_seq += 1
+                # A copy of the features, as a SQL backend would read back: the caller's
+                # list may change after the call.
+                kept = msgspec.structs.replace(
+                    example, features=list(example.features), seq=self._last_seq
+                )
+                self._examples_of[kept.deployment].append(kept)
+                self._counts[kept.deployment]["examples"] += 1
+                stored.append(kept)
+        return stored
+
+    def examples(
+        self,
+        deployment: str,
+        *,
+        after_seq: int = 0,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[Example]:
+        _check_limit(limit)
+        with self._data_lock:
+            stored = self._examples_of.get(deployment, [])
+            # Stored in seq order: a learner resuming late in a long list skips to its place.
+            start = bisect_right(stored, after_seq, key=_seq)
+            chosen = [
+                e
+                for e in stored[start:]
+                if (since is None or e.received_at >= since)
+                and (until is None or e.received_at < until)
+            ]
+        return chosen if limit is None else chosen[:limit]
+
+    def labels_for(self, request_ids: Sequence[str]) -> dict[str, Any]:
+        with self._data_lock:
+            return {i: self._label_of[i] for i in request_ids if i in self._label_of}
+
 
 _computed_at = attrgetter("computed_at")
 _received_at = attrgetter("received_at")
+_seq = attrgetter("seq")
 
 
 def _zero_counts() -> dict[str, int]:
-    return {"requests": 0, "scores": 0, "inputs": 0}
+    return {"requests": 0, "scores": 0, "inputs": 0, "examples": 0}
 
 
 def _check_limit(limit: int | None) -> None:

@@ -30,6 +30,8 @@ from collections.abc import Callable, Sequence
 from typing import Any, LiteralString, TypeAlias, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import msgspec
+import orjson
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
@@ -37,8 +39,10 @@ from psycopg.types.string import TextLoader
 
 from ..errors import ArchiveError
 from ..messages import Score
-from .base import Archive, DecoyInput, RequestRecord
+from .base import Archive, DecoyInput, Example, RequestRecord
 from .rows import (
+    example_record,
+    example_row,
     input_record,
     input_row,
     request_record,
@@ -99,6 +103,21 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
         "CREATE INDEX IF NOT EXISTS decoy_inputs_request ON {s}decoy_inputs (request_id)",
         "CREATE INDEX IF NOT EXISTS decoy_inputs_deployment ON {s}decoy_inputs (deployment)",
     ),
+    2: (
+        # One label per prediction. NULLs are distinct in a UNIQUE constraint, so standalone
+        # examples (no request id) are never taken for duplicates of each other.
+        """CREATE TABLE IF NOT EXISTS {s}examples (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            deployment text NOT NULL,
+            request_id text,
+            features json NOT NULL,
+            label json NOT NULL,
+            received_at double precision NOT NULL,
+            CONSTRAINT examples_request UNIQUE (deployment, request_id)
+        )""",
+        "CREATE INDEX IF NOT EXISTS examples_request_id ON {s}examples (request_id)",
+        "CREATE INDEX IF NOT EXISTS examples_deployment_seq ON {s}examples (deployment, seq)",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -120,6 +139,7 @@ _SCORE_COLUMNS: LiteralString = (
     " latency_ms, queue_ms, batch_size, computed_at"
 )
 _INPUT_COLUMNS: LiteralString = "request_id, deployment, model, features, received_at"
+_EXAMPLE_COLUMNS: LiteralString = "seq, deployment, request_id, features, label, received_at"
 
 # Binary COPY needs each column's type up front. json's binary form is its text, so the
 # JSON the row encoder already wrote goes as text.
@@ -175,11 +195,16 @@ class PostgresArchive(Archive):
         self._defaults = {k: v for k, v in _CONNECT_DEFAULTS.items() if k not in given}
         self._sql = _Statements(self.schema)
         self._lock_key = _lock_key(self.schema)
+        self._examples_key = _lock_key(self.schema, "examples")
         self._writer: _Connection | None = None
         # Queries come from any thread: one connection behind a lock, like SQLite's reader.
         self._reader: _Connection | None = None
         self._read_lock = threading.Lock()
         self._is_open = False
+        # Examples are stored synchronously, by callers that wait for them: a connection
+        # of their own, so they never queue behind a large batch of the writer thread.
+        self._examples_conn: _Connection | None = None
+        self._examples_lock = threading.Lock()
 
     def __repr__(self) -> str:
         schema = f", schema={self.schema!r}" if self.schema is not None else ""
@@ -332,6 +357,10 @@ class PostgresArchive(Archive):
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()
+        with self._examples_lock:
+            examples, self._examples_conn = self._examples_conn, None
+        if examples is not None:
+            examples.close()
         with self._read_lock:
             reader, self._reader = self._reader, None
             self._is_open = False
@@ -376,7 +405,85 @@ class PostgresArchive(Archive):
 
     def counts(self, deployment: str) -> dict[str, int]:
         (row,) = self._query(self._sql.counts, {"d": deployment})
-        return {"requests": row[0], "scores": row[1], "inputs": row[2]}
+        return {"requests": row[0], "scores": row[1], "inputs": row[2], "examples": row[3]}
+
+    # -- labelled examples ------------------------------------------------------------------
+
+    def store_examples(self, examples: Sequence[Example]) -> list[Example]:
+        if not examples:
+            return []
+        try:
+            rows = [example_row(example) for example in examples]
+        except (TypeError, ValueError) as exc:
+            raise ArchiveError(f"{self!r}: cannot store an example: {exc}") from exc
+        with self._examples_lock:
+            if not self._is_open:
+                raise ArchiveError(f"{self!r} is not open: start() it before storing examples")
+            conn = self._examples_conn
+            try:
+                if conn is None or conn.closed:
+                    conn = self._examples_conn = self._connect()
+                seqs = self._insert_examples(conn, rows)
+            except psycopg.Error as exc:
+                # Not retried here: a commit whose answer was lost would store a standalone
+                # example twice. The caller sees the error; the next call reconnects.
+                if conn is not None and conn.broken:
+                    conn.close()
+                raise ArchiveError(f"{self!r}: storing examples failed: {_message(exc)}") from exc
+        return [
+            msgspec.structs.replace(example, seq=seq)
+            for example, seq in zip(examples, seqs, strict=True)
+            if seq is not None
+        ]
+
+    def _insert_examples(self, conn: _Connection, rows: list[tuple[Any, ...]]) -> list[int | None]:
+        """Each row's new seq, or None for a duplicate."""
+        seqs: list[int | None] = []
+        with conn.transaction():
+            # An identity hands out numbers when rows are inserted, not when they commit:
+            # two writers could commit seq 6 before seq 5, and a learner that read up to 6
+            # would never see 5. Taking turns makes seq order commit order.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [self._examples_key])
+            for row in rows:
+                hit = conn.execute(self._sql.insert_example, row).fetchone()
+                seqs.append(int(hit[0]) if hit is not None else None)
+        return seqs
+
+    def examples(
+        self,
+        deployment: str,
+        *,
+        after_seq: int = 0,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[Example]:
+        text: LiteralString = ""
+        params: list[Any] = [deployment, after_seq]
+        if since is not None:
+            text += " AND received_at >= %s"
+            params.append(since)
+        if until is not None:
+            text += " AND received_at < %s"
+            params.append(until)
+        text += " ORDER BY seq"
+        if limit is not None:
+            if limit < 0:
+                raise ArchiveError(f"limit must be 0 or more, got {limit}")
+            text += " LIMIT %s"
+            params.append(limit)
+        rows = self._query(self._sql.select_examples + sql.SQL(text), params)
+        return [example_record(row) for row in rows]
+
+    def labels_for(self, request_ids: Sequence[str]) -> dict[str, Any]:
+        if not request_ids:
+            return {}
+        labels: dict[str, Any] = {}
+        for request_id, label in self._query(self._sql.labels_for, [list(request_ids)]):
+            # An id labelled in two deployments: the first label stored answers, as in
+            # every backend.
+            labels.setdefault(request_id, orjson.loads(label))
+        return labels
 
     def _query(
         self, statement: sql.Composed, params: Sequence[Any] | dict[str, Any]
@@ -459,7 +566,21 @@ class _Statements:
         self.counts = f(
             "SELECT (SELECT count(*) FROM {s}requests WHERE deployment = %(d)s),"
             " (SELECT count(*) FROM {s}scores WHERE deployment = %(d)s),"
-            " (SELECT count(*) FROM {s}decoy_inputs WHERE deployment = %(d)s)"
+            " (SELECT count(*) FROM {s}decoy_inputs WHERE deployment = %(d)s),"
+            " (SELECT count(*) FROM {s}examples WHERE deployment = %(d)s)"
+        )
+        # No row comes back for a duplicate: that is how store_examples tells new from
+        # repeated.
+        self.insert_example = f(
+            "INSERT INTO {s}examples (deployment, request_id, features, label, received_at)"
+            " VALUES (%s, %s, %s::json, %s::json, %s)"
+            " ON CONFLICT (deployment, request_id) DO NOTHING RETURNING seq"
+        )
+        self.select_examples = f(
+            f"SELECT {_EXAMPLE_COLUMNS} FROM {{s}}examples WHERE deployment = %s AND seq > %s"
+        )
+        self.labels_for = f(
+            "SELECT request_id, label FROM {s}examples WHERE request_id = ANY(%s) ORDER BY seq"
         )
 
     def format(self, template: LiteralString) -> sql.Composed:
@@ -509,9 +630,10 @@ def _without_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def _lock_key(schema: str | None) -> int:
-    """The advisory lock that serialises schema creation: one per schema, stable everywhere."""
-    digest = hashlib.blake2b(f"rendezvous-ml archive {schema or ''}".encode(), digest_size=8)
+def _lock_key(schema: str | None, purpose: str = "") -> int:
+    """An advisory lock of one schema (its creation, or a ``purpose``), stable everywhere."""
+    name = f"rendezvous-ml archive {schema or ''}" + (f" {purpose}" if purpose else "")
+    digest = hashlib.blake2b(name.encode(), digest_size=8)
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 

@@ -11,11 +11,13 @@ from typing import Any
 import orjson
 
 from ..messages import Score
-from .base import DecoyInput, RequestRecord
+from .base import DecoyInput, Example, RequestRecord
 
 __all__ = [
     "dumps",
     "dumps_optional",
+    "example_record",
+    "example_row",
     "input_record",
     "input_row",
     "loads_optional",
@@ -117,4 +119,25 @@ def input_record(row: Any) -> DecoyInput:
         model=row[2],
         features=orjson.loads(row[3]),
         received_at=row[4],
+    )
+
+
+# Labels go as JSON text, not as a typed column: a label may be an int, a float, a string or
+# a bool, and JSON keeps which (1, 1.0, "1" and true all read back as they were given).
+
+
+def example_row(e: Example) -> tuple[Any, ...]:
+    """Every column but ``seq``, which the database assigns."""
+    return (e.deployment, e.request_id, dumps(e.features), dumps(e.label), float(e.received_at))
+
+
+def example_record(row: Any) -> Example:
+    """From ``seq, deployment, request_id, features, label, received_at``."""
+    return Example(
+        seq=row[0],
+        deployment=row[1],
+        request_id=row[2],
+        features=orjson.loads(row[3]),
+        label=orjson.loads(row[4]),
+        received_at=row[5],
     )

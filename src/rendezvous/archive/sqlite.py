@@ -21,10 +21,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
+import orjson
+
 from ..errors import ArchiveError
 from ..messages import Score
-from .base import Archive, DecoyInput, RequestRecord
+from .base import Archive, DecoyInput, Example, RequestRecord
 from .rows import (
+    example_record,
+    example_row,
     input_record,
     input_row,
     request_record,
@@ -80,6 +85,23 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         # counts() per deployment without scanning the table
         "CREATE INDEX decoy_inputs_deployment ON decoy_inputs (deployment)",
     ),
+    2: (
+        # AUTOINCREMENT: a seq is never reused, even after the newest rows are deleted, so a
+        # learner resuming after the last seq it saw can never skip a new example.
+        """CREATE TABLE examples (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            deployment TEXT NOT NULL,
+            request_id TEXT,
+            features TEXT NOT NULL,
+            label TEXT NOT NULL,
+            received_at REAL NOT NULL
+        )""",
+        # One label per prediction. NULLs are distinct in a UNIQUE index, so standalone
+        # examples (no request id) are never taken for duplicates of each other.
+        "CREATE UNIQUE INDEX examples_request ON examples (deployment, request_id)",
+        "CREATE INDEX examples_request_id ON examples (request_id)",  # labels_for
+        "CREATE INDEX examples_deployment_seq ON examples (deployment, seq)",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -101,6 +123,11 @@ _INSERT_REQUEST = (
 )
 _INSERT_SCORE = "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _INSERT_INPUT = "INSERT INTO decoy_inputs VALUES (?, ?, ?, ?, ?)"
+# No row comes back for a duplicate: that is how store_examples tells new from repeated.
+_INSERT_EXAMPLE = (
+    "INSERT INTO examples (deployment, request_id, features, label, received_at)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (deployment, request_id) DO NOTHING RETURNING seq"
+)
 
 _REQUEST_COLUMNS = (
     "id, deployment, received_at, features, model, version, reason, prediction, latency_ms"
@@ -110,6 +137,13 @@ _SCORE_COLUMNS = (
     " latency_ms, queue_ms, batch_size, computed_at"
 )
 _INPUT_COLUMNS = "request_id, deployment, model, features, received_at"
+_EXAMPLE_COLUMNS = "seq, deployment, request_id, features, label, received_at"
+
+# How long store_examples waits for the writer thread's batch to finish before giving up
+# (as long as SQLite itself waits for another process's lock).
+_WRITER_WAIT_S = 30.0
+# Host parameters per labels_for query: under SQLite's smallest default limit (999).
+_IDS_PER_QUERY = 500
 
 
 class SQLiteArchive(Archive):
@@ -297,10 +331,85 @@ class SQLiteArchive(Archive):
         (row,) = self._query(
             "SELECT (SELECT count(*) FROM requests WHERE deployment = :d),"
             " (SELECT count(*) FROM scores WHERE deployment = :d),"
-            " (SELECT count(*) FROM decoy_inputs WHERE deployment = :d)",
+            " (SELECT count(*) FROM decoy_inputs WHERE deployment = :d),"
+            " (SELECT count(*) FROM examples WHERE deployment = :d)",
             {"d": deployment},
         )
-        return {"requests": row[0], "scores": row[1], "inputs": row[2]}
+        return {"requests": row[0], "scores": row[1], "inputs": row[2], "examples": row[3]}
+
+    # -- labelled examples ------------------------------------------------------------------
+
+    def store_examples(self, examples: Sequence[Example]) -> list[Example]:
+        if not examples:
+            return []
+        try:
+            rows = [example_row(example) for example in examples]
+        except (TypeError, ValueError) as exc:
+            raise ArchiveError(f"{self!r}: cannot store an example: {exc}") from exc
+        # The writer connection is the base class's to serialise: holding its lock keeps
+        # this transaction from interleaving with a batch the writer thread is storing.
+        if not self._flush_lock.acquire(timeout=_WRITER_WAIT_S):
+            raise ArchiveError(
+                f"{self!r}: the archive writer has been busy for {_WRITER_WAIT_S:g} s"
+                " (is the database failing?); examples not stored"
+            )
+        try:
+            conn = self._writer
+            if conn is None:
+                raise ArchiveError(f"{self!r} is not open: start() it before storing examples")
+            try:
+                seqs = _insert_examples(conn, rows)
+            except sqlite3.Error as exc:
+                raise ArchiveError(f"{self!r}: storing examples failed: {exc}") from exc
+        finally:
+            self._flush_lock.release()
+        return [
+            msgspec.structs.replace(example, seq=seq)
+            for example, seq in zip(examples, seqs, strict=True)
+            if seq is not None
+        ]
+
+    def examples(
+        self,
+        deployment: str,
+        *,
+        after_seq: int = 0,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int | None = None,
+    ) -> list[Example]:
+        sql = f"SELECT {_EXAMPLE_COLUMNS} FROM examples WHERE deployment = ? AND seq > ?"
+        params: list[Any] = [deployment, after_seq]
+        if since is not None:
+            sql += " AND received_at >= ?"
+            params.append(since)
+        if until is not None:
+            sql += " AND received_at < ?"
+            params.append(until)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            if limit < 0:  # SQLite would read it as "no limit"
+                raise ArchiveError(f"limit must be 0 or more, got {limit}")
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [example_record(row) for row in self._query(sql, params)]
+
+    def labels_for(self, request_ids: Sequence[str]) -> dict[str, Any]:
+        labels: dict[str, Any] = {}
+        unique = list(dict.fromkeys(request_ids))
+        for start in range(0, len(unique), _IDS_PER_QUERY):
+            chunk = unique[start : start + _IDS_PER_QUERY]
+            marks = ", ".join("?" * len(chunk))
+            rows = self._query(
+                f"SELECT request_id, label FROM examples WHERE request_id IN ({marks})"
+                " ORDER BY seq",
+                chunk,
+            )
+            for request_id, label in rows:
+                # An id labelled in two deployments: the first label stored answers, as in
+                # every backend.
+                labels.setdefault(request_id, orjson.loads(label))
+        return labels
 
     def _query(self, sql: str, params: list[Any] | dict[str, Any]) -> list[Any]:
         with self._read_lock:
@@ -321,6 +430,30 @@ def _insert_all(
 ) -> None:
     if records:
         conn.executemany(sql, [to_row(record) for record in records])
+
+
+def _insert_examples(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[int | None]:
+    """Each row's new seq, or None for a duplicate, committed and synced to disk."""
+    # Batches of buffered records may be lost to a power cut (synchronous=NORMAL); an
+    # example must not be once its caller was told it is stored, so this commit syncs.
+    conn.execute("PRAGMA synchronous=FULL")
+    try:
+        # IMMEDIATE: take the write lock now, so seqs are handed out in commit order even
+        # with other processes writing the same file.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            seqs: list[int | None] = []
+            for row in rows:
+                hit = conn.execute(_INSERT_EXAMPLE, row).fetchall()
+                seqs.append(hit[0][0] if hit else None)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.rollback()
+            raise
+    finally:
+        conn.execute("PRAGMA synchronous=NORMAL")
+    return seqs
 
 
 def _window(

@@ -139,6 +139,15 @@ class Link:
             self._flusher = asyncio.create_task(self._flush(), name=f"redis-out:{self.name}")
         await future
 
+    def post(self, fill: Fill, what: str) -> None:
+        """Like :meth:`send`, without waiting: it goes out with the next pipeline. A failure
+        is logged (``what`` says what failed), for writes whose loss a retry repairs."""
+        future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(lambda f: _log_failure(f, what))
+        self._outbox.append((fill, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush(), name=f"redis-out:{self.name}")
+
     async def _flush(self) -> None:
         try:
             while self._outbox:
@@ -230,3 +239,8 @@ class Link:
             delay = _RECONNECT_MIN_S
             self._up.set()
             log.info("bus '%s': reconnected", self.name)
+
+
+def _log_failure(future: asyncio.Future[None], what: str) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.warning("%s failed: %s", what, future.exception())

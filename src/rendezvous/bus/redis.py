@@ -255,11 +255,11 @@ class RedisBus(Bus):
         ids = [i for i in (pop(r.id, None) for r in requests) if i is not None]
         if not ids:
             return
-        try:
-            async with self._link.deadline():
-                await self._link.client.xack(self._keys.input(deployment), group, *ids)
-        except FAILURES as exc:
-            raise self._link.error(f"acknowledging for {deployment}/{group}", exc) from exc
+        key = self._keys.input(deployment)
+        # Not awaited: the acknowledgement rides with the next pipeline, after the scores
+        # it confirms (the outbox is FIFO), and the executor takes its next batch at once.
+        # A lost ack leaves the entries pending; a replica claims and redoes them later.
+        self._link.post(lambda pipe: pipe.xack(key, group, *ids), f"ack {deployment}/{group}")
 
     def backlog(self, deployment: str, group: str) -> int:
         reading = self._joined.get((deployment, group))
