@@ -7,7 +7,8 @@ Same scikit-learn LogisticRegression on breast_cancer (30 features, one row per 
   (c) shadows   rendezvous with the champion + 2 shadow models (archive on, as in production)
 
 Closed loop with wrk at concurrency 8 and 64 (req/s, p50, p99, ratios to (a)), then an
-open loop at the same offered load for (b) and (c) to compare p99. Servers are pinned to
+open loop at the same offered load for (b) and (c) to compare p99, at two loads: half the
+bare endpoint's capacity, and half the capacity of the slower of (b) and (c). Servers are pinned to
 CPU 0, the load generator to CPU 1.
 
     .venv/bin/python benchmarks/http_serving.py [--seconds 10]
@@ -91,7 +92,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each run")
     parser.add_argument(
-        "--load", type=float, default=0.6, help="open-loop rate as a share of (b)'s c=64 req/s"
+        "--load", type=float, default=0.5, help="open-loop rate as a share of a capacity"
     )
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -119,23 +120,30 @@ def main() -> None:
                     row(name, f"c={conc}", closed[name, conc], None if name == "(a) bare" else base)
                 )
 
-        rate = args.load * closed["(b) champ", 64].rps
-        opened: dict[str, Result] = {}
-        for name in ("(b) champ", "(c) +2 sh"):
-            make, path = variants[name]
-            with make() as server:
-                open_loop(server.port, path, body, rate=rate, seconds=2)  # warm-up
-                opened[name] = open_loop(server.port, path, body, rate=rate, seconds=args.seconds)
+        # the same offered load for (b) and (c), below what either can serve: half of what
+        # the bare endpoint sustains, and half of the slower rendezvous variant's capacity
+        a64, b64, c64 = (closed[k, 64].rps for k in variants)
+        rates = {"a/2": args.load * a64, "min(b,c)/2": args.load * min(b64, c64)}
         print("\nopen loop at the same offered load, ratios against (b):")
         print(HEADER)
-        print(row("(b) champ", f"{rate:.0f}/s", opened["(b) champ"], None))
-        print(row("(c) +2 sh", f"{rate:.0f}/s", opened["(c) +2 sh"], opened["(b) champ"]))
-
-        a64, b64, c64 = (closed[k, 64].rps for k in variants)
-        p99 = opened["(c) +2 sh"].p99_ms / opened["(b) champ"].p99_ms
+        ratios: dict[str, float] = {}
+        for label, rate in rates.items():
+            opened: dict[str, Result] = {}
+            for name in ("(b) champ", "(c) +2 sh"):
+                make, path = variants[name]
+                with make() as server:
+                    open_loop(server.port, path, body, rate=rate, seconds=2)  # warm-up
+                    opened[name] = open_loop(server.port, path, body, rate=rate,
+                                             seconds=args.seconds)  # fmt: skip
+            print(row("(b) champ", f"{rate:.0f}/s", opened["(b) champ"], None) + f"  {label}")
+            print(row("(c) +2 sh", f"{rate:.0f}/s", opened["(c) +2 sh"], opened["(b) champ"])
+                  + f"  {label}")  # fmt: skip
+            ratios[label] = opened["(c) +2 sh"].p99_ms / opened["(b) champ"].p99_ms
         print(
             f"\ntargets: (b)/(a) req/s at c=64 = {b64 / a64:.2f} (>= 1.2); "
-            f"(c)/(a) = {c64 / a64:.2f} (>= 1.0); open-loop p99 (c)/(b) = {p99:.2f} (<= 1.1)"
+            f"(c)/(a) = {c64 / a64:.2f} (>= 1.0); open-loop p99 (c)/(b) = "
+            + ", ".join(f"{v:.2f} at {k}" for k, v in ratios.items())
+            + " (<= 1.1)"
         )
 
 

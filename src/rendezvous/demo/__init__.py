@@ -2,9 +2,11 @@
 
 1. trains a rule-based champion's rivals on scikit-learn's bundled breast-cancer data;
 2. serves the deployment on a free local port (uvicorn, real HTTP);
-3. sends a few thousand requests from held-out rows, with a progress bar;
-4. prints, from the archive alone, a table per model: answers, latency, agreement with the
-   champion, fallbacks and accuracy against the labels the demo happens to know.
+3. sends a few thousand requests from held-out rows, with a progress bar, then their true
+   labels as feedback, as production does when the ground truth arrives;
+4. prints, from the archive alone, a table per model (answers, latency, agreement with the
+   champion, fallbacks, accuracy), then the champion-vs-challengers comparison with a
+   paired promotion test per challenger.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rich.table import Table
 
 from ..api.app import create_app
 from ..archive import open_archive
+from ..compare import PromotionPolicy, Window, compare, render
 from ..config import load_deployment
 from ..server import BackgroundServer
 from ..service import Rendezvous
@@ -54,9 +57,26 @@ async def _drive(
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-    if failures:
-        raise RuntimeError(f"{len(failures)} requests failed; first: {failures[0]}")
+        if failures:
+            raise RuntimeError(f"{len(failures)} requests failed; first: {failures[0]}")
+        # the ground truth arrives later, as it does in production: label every answer
+        await _feedback(client, url, labels, progress)
     return labels
+
+
+async def _feedback(
+    client: httpx.AsyncClient, url: str, labels: dict[str, Any], progress: Progress
+) -> None:
+    task = progress.add_task("labels", total=len(labels))
+    items = [{"request_id": rid, "label": label} for rid, label in labels.items()]
+    for start in range(0, len(items), 500):
+        chunk = items[start : start + 500]
+        response = await client.post(
+            f"{url}/v1/deployments/breast-cancer/feedback", json={"feedback": chunk}
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"feedback failed: {response.text}")
+        progress.advance(task, len(chunk))
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -113,11 +133,21 @@ def run_demo(
         rows = model_rows(archive, dep, labels=labels, since=since)
         decoys = [m.name for m in dep.models if not m.computes]
         inputs = archive.counts(dep.name)["inputs"]
+        comparison = compare(
+            archive,
+            dep,
+            Window(since=since),
+            policy=PromotionPolicy("accuracy", min_pairs=200, alpha=0.05),
+        )
     finally:
         archive.stop()
     console.print(_table(rows, inputs, decoys))
+    console.print("\n[bold]Champion vs challengers[/] (rendezvous compare, from the archive):")
+    for table in render(comparison):
+        console.print(table)
     console.print(
         f"{len(labels)} requests answered in {time.monotonic() - t0:.1f}s; "
-        f"archive: [bold]{data.archive_path}[/] (SQLite: tables requests, scores, decoy_inputs)"
+        f"archive: [bold]{data.archive_path}[/] "
+        "(SQLite: requests, scores, decoy_inputs, examples, events)"
     )
     return rows
