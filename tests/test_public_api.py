@@ -22,6 +22,8 @@ MODULES = [
     "rendezvous.learning",
     "rendezvous.compare",
     "rendezvous.replay",
+    "rendezvous.promotion",
+    "rendezvous.auto_promotion",
 ]
 
 

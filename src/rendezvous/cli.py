@@ -1,4 +1,4 @@
-"""The ``rendezvous`` command: serve, validate, demo."""
+"""The ``rendezvous`` command: serve, validate, compare, promote, roll back, demo."""
 
 from __future__ import annotations
 
@@ -106,11 +106,20 @@ def serve(
     ] = 0,
     log_level: LogLevel = "info",
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body accepted.")] = 1 << 20,
+    learner: Annotated[
+        bool,
+        typer.Option(
+            "--learner/--no-learner",
+            help="Start a learner process for models with a learning: block (the default); "
+            "--no-learner leaves learning to `rendezvous learner`.",
+        ),
+    ] = True,
 ) -> None:
     """Serve deployments over HTTP (native API, Open Inference Protocol V2, /metrics).
 
     With a memory bus everything runs in this process. With a redis:// bus this process is
     the API and collector; models run in `rendezvous worker` processes (or --workers).
+    Models with a learning: block are retrained by a learner process started here.
     """
     from .api.app import create_app
     from .processes import LocalWorkers
@@ -122,11 +131,22 @@ def serve(
     if workers and not distributed:
         raise _fail(ConfigError("serve", [Problem("--workers", "needs a redis:// bus")]))
     service = _service(files, Roles.api_only() if distributed else None)
+    learning = None
+    if learner:
+        from .learning.process import LearnerProcess, check_shareable
+
+        try:
+            if check_shareable(deployments):
+                learning = LearnerProcess(files, log_level=log_level)
+        except RendezvousError as exc:
+            raise _fail(exc) from None
     local = None
     if workers:
         models = sorted({m.name for d in deployments for m in d.models})
         local = LocalWorkers(files, models, workers)
         local.start()
+    if learning is not None:
+        learning.start()
     console.print(f"serving {[d.name for d in deployments]} on http://{host}:{port}")
     try:
         run(create_app(service, max_body_bytes=max_body_bytes), host=host, port=port,
@@ -134,6 +154,8 @@ def serve(
     finally:
         if local is not None:
             local.stop()
+        if learning is not None:
+            learning.stop()
 
 
 @app.command()
@@ -163,6 +185,32 @@ def archiver(files: Files, log_level: LogLevel = "info") -> None:
 
     _logging(log_level)
     run_headless(_service(files, Roles.archiver_only()))
+
+
+@app.command("learner")
+def learner_process(
+    files: Files,
+    poll: Annotated[
+        float, typer.Option(help="Seconds between looks at the archive when idle.")
+    ] = 0.5,
+    metrics_port: Annotated[
+        int | None, typer.Option(help="Serve the learner's Prometheus metrics on this port.")
+    ] = None,
+    parent: Annotated[
+        int | None, typer.Option(hidden=True, help="Stop when this process is gone.")
+    ] = None,
+    log_level: LogLevel = "info",
+) -> None:
+    """Retrain the models that have a learning: block, from the labelled examples in the
+    archive, and publish validated versions to the registry; stop with SIGTERM."""
+    from .learning.process import run_learners
+
+    _logging(log_level)
+    deployments = [_one_deployment(f) for f in files]
+    try:
+        run_learners(deployments, poll_s=poll, metrics_port=metrics_port, parent=parent)
+    except RendezvousError as exc:
+        raise _fail(exc) from None
 
 
 def _when(value: str | None, option: str) -> float | None:
@@ -211,6 +259,7 @@ def compare_models(
     """Compare the deployment's models from its archive: quality, agreement, operations."""
     from .archive import open_archive
     from .compare import PromotionPolicy, Window, compare, render
+    from .promotion import current_champion
     from .runtime import load_models
 
     dep = _one_deployment(file)
@@ -224,7 +273,10 @@ def compare_models(
         archive = open_archive(dep.archive, base_dir=dep.base_dir)
         archive.start()
         try:
-            comparison = compare(archive, dep, window, classes=classes, policy=policy)
+            champion = current_champion(archive, dep)  # promotions change it
+            comparison = compare(
+                archive, dep, window, classes=classes, policy=policy, champion_name=champion
+            )
         finally:
             archive.stop()
     except RendezvousError as exc:
@@ -288,6 +340,57 @@ def replay_model(
     )
     for table in render(comparison):
         console.print(table)
+
+
+# -- champion changes: recorded in the archive, followed by every serving process ----------
+
+
+def _record_change(file: Path, change: str, model: str | None = None) -> None:
+    import msgspec
+
+    from .archive import open_archive
+    from .promotion import cli_origin, record_promotion, record_rollback
+
+    dep = _one_deployment(file)
+    try:
+        if dep.archive == "memory":
+            # a fresh in-process archive: no running process would ever see the event
+            problem = "'memory' lives inside the serving process: use its HTTP API instead"
+            raise ConfigError(change, [Problem("archive", problem)])
+        archive = open_archive(dep.archive, base_dir=dep.base_dir)
+        archive.start()
+        try:
+            if model is not None:
+                event = record_promotion(archive, dep, model, origin=cli_origin())
+            else:
+                event = record_rollback(archive, dep, origin=cli_origin())
+        finally:
+            archive.stop()
+    except RendezvousError as exc:
+        raise _fail(exc) from None
+    verb = "promoted" if change == "promote" else "rolled back to"
+    console.print(
+        f"{verb} '{event.model}' in '{dep.name}' (was '{event.detail['previous']}'): every "
+        "serving process follows within about a second",
+        highlight=False,
+        soft_wrap=True,
+    )
+    print(msgspec.json.encode(event).decode())  # the event itself, for scripts
+
+
+@app.command()
+def promote(
+    file: Annotated[Path, typer.Argument(help="The deployment file.")],
+    model: Annotated[str, typer.Option(help="The challenger to make the champion.")],
+) -> None:
+    """Make a challenger the champion of a deployment, in every process serving it."""
+    _record_change(file, "promote", model)
+
+
+@app.command()
+def rollback(file: Annotated[Path, typer.Argument(help="The deployment file.")]) -> None:
+    """Go back to the champion before the latest promotion."""
+    _record_change(file, "rollback")
 
 
 @app.command()

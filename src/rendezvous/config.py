@@ -30,12 +30,16 @@ __all__ = [
     "Deployment",
     "EnricherConfig",
     "FunctionEnricher",
+    "GuardBlock",
     "InputSchema",
+    "LearningBlock",
     "LookupEnricher",
     "ModelConfig",
     "ModelKind",
+    "PromotionConfig",
     "Role",
     "ScheduleEntry",
+    "WindowBlock",
     "load_deployment",
     "parse_deployment",
 ]
@@ -114,6 +118,54 @@ class BatchConfig(_Strict):
     linger_ms: float | None = Field(default=None, ge=0, le=1000)
 
 
+# Kinds a learner can retrain: refit a scikit-learn estimator, or keep a River one learning.
+LEARNING_KINDS = {ModelKind.SKLEARN, ModelKind.RIVER}
+
+
+class WindowBlock(_Strict):
+    """Which labelled examples a retraining learns from (see ``learning/window.py``):
+    the last ``size`` (``sliding``), those since the last drift alarm, at most ``size``
+    (``since_drift``), or every one (``all``, unbounded)."""
+
+    policy: Literal["sliding", "since_drift", "all"] = "sliding"
+    size: int = Field(default=10_000, ge=1)
+
+
+class GuardBlock(_Strict):
+    """Roll a new version back when, over its first ``min_samples`` labelled examples, its
+    live error exceeds the error the version it replaced makes on those same examples by
+    more than ``max_error_increase`` (relative: 0.2 = 20% higher)."""
+
+    max_error_increase: float = Field(ge=0)
+    min_samples: int = Field(default=100, ge=1)
+
+
+class LearningBlock(_Strict):
+    """Continuous learning of one model, run by the deployment's learner process.
+
+    Triggers (``None`` turns one off): ``min_samples`` new labelled examples since the last
+    training; ``interval_s`` seconds since the last training when new examples arrived; a
+    drift of the model's live error found by the ``drift`` detector, retrained on
+    ``drift_min_samples`` examples after the alarm when ``retrain_on_drift``; and
+    ``POST /v1/deployments/{name}/train``. A candidate is validated on the ``holdout``
+    share of recent examples (never trained on) and published when its loss is not worse
+    than the serving version's by more than ``tolerance``. With a ``drift`` detector, each
+    feature's inputs are also tested against the serving version's training inputs (data
+    drift: recorded, never a retrain by itself). ``guard`` rolls back a new version that
+    does worse live than the one it replaced.
+    """
+
+    min_samples: int | None = Field(default=100, ge=1)
+    interval_s: float | None = Field(default=None, gt=0)
+    drift: Literal["adwin", "page_hinkley", "hddm_a", "ddm"] | None = "adwin"
+    retrain_on_drift: bool = True
+    drift_min_samples: int = Field(default=30, ge=1)
+    window: WindowBlock = WindowBlock()
+    holdout: float = Field(default=0.2, ge=0, lt=1)
+    tolerance: float = Field(default=0.0, ge=0)
+    guard: GuardBlock | None = None
+
+
 class ModelConfig(_Strict):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$", max_length=128)]
     kind: ModelKind
@@ -128,6 +180,18 @@ class ModelConfig(_Strict):
     # known to be fast: a slow inline model delays every other request in the process.
     inline: bool = False
     options: dict[str, Any] = Field(default_factory=dict)
+    # continuous learning of this model by the deployment's learner (sklearn and river)
+    learning: LearningBlock | None = None
+
+    @field_validator("learning")
+    @classmethod
+    def _learning_fits_kind(
+        cls, v: LearningBlock | None, info: ValidationInfo
+    ) -> LearningBlock | None:
+        kind = info.data.get("kind")
+        if v is not None and kind is not None and kind not in LEARNING_KINDS:
+            raise ValueError(f"only sklearn and river models can learn, not kind '{kind}'")
+        return v
 
     @field_validator("source")
     @classmethod
@@ -208,6 +272,21 @@ class FunctionEnricher(_Strict):
 EnricherConfig = Annotated[LookupEnricher | FunctionEnricher, Field(discriminator="kind")]
 
 
+class PromotionConfig(_Strict):
+    """Automatic promotion (off unless given): every ``check_every_s`` seconds the API
+    process tests each challenger against the champion on ``metric`` over fresh labelled
+    requests (at most the last ``window``), and promotes the best one that is better at
+    level ``alpha`` with at least ``min_pairs`` labelled requests answered by both.
+    See :mod:`rendezvous.auto_promotion` for how repeated tests keep ``alpha`` honest.
+    """
+
+    metric: Literal["accuracy", "mae", "rmse"]
+    min_pairs: int = Field(default=200, ge=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    check_every_s: float = Field(default=60.0, gt=0)
+    window: int = Field(default=5000, ge=1)
+
+
 class Deployment(_Strict):
     """One deployment: a schema, its models and the rendezvous rules that pick an answer."""
 
@@ -225,6 +304,10 @@ class Deployment(_Strict):
     split_key: str | None = None
     max_batch_rows: int = Field(default=1000, ge=1)
     archive_buffer: int = Field(default=100_000, ge=1)
+    # the model registry (a directory) where learners publish versions that executors follow
+    registry: str = "registry"
+    # automatic promotion of a challenger that is better on live labels; None: only by hand
+    promotion: PromotionConfig | None = None
     # Directory that relative paths in the file resolve against (set by the loader).
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -11,6 +11,7 @@ RendezvousError
 │   ├── MalformedBody           a request body is not valid JSON                        → 400
 │   └── PayloadTooLarge         a request body is over the size limit                   → 413
 ├── NotFound                    unknown deployment, model or version                    → 404
+├── Conflict                    refused in the current state (nothing to roll back)     → 409
 ├── Overloaded                  the server cannot accept more work right now            → 503
 ├── ModelError                  a model failed to load or to predict
 │   └── ModelLoadError          a model file or import string could not be loaded
@@ -33,6 +34,7 @@ __all__ = [
     "ArtifactMismatch",
     "BusError",
     "ConfigError",
+    "Conflict",
     "CorruptRegistry",
     "InputError",
     "MalformedBody",
@@ -116,6 +118,12 @@ class PayloadTooLarge(InputError):
 
 class NotFound(RendezvousError):
     status = 404
+
+
+class Conflict(RendezvousError):
+    """The request is well formed but the current state refuses it (nothing to roll back)."""
+
+    status = 409
 
 
 class Overloaded(RendezvousError):

@@ -17,12 +17,15 @@ from pathlib import Path
 
 from .archive import open_archive
 from .archive.base import Archive
+from .auto_promotion import PromotionWatcher
 from .bus import open_bus
 from .bus.base import Bus
 from .config import Deployment, load_deployment
 from .errors import ConfigError, NotFound, Problem
+from .learning.follow import VersionFollower, follow_registry
 from .messages import Score
 from .metrics import Metrics
+from .promotion import EventFollower
 from .roles import Roles
 from .runtime import DeploymentRuntime
 
@@ -39,6 +42,7 @@ class Rendezvous:
         metrics: Metrics | None = None,
         instance: str | None = None,
         roles: Roles | None = None,
+        follow_interval: float = 1.0,
     ) -> None:
         names = [d.name for d in deployments]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -61,6 +65,11 @@ class Rendezvous:
         self.buses: dict[str, Bus] = {}
         self.archives: dict[str, Archive] = {}
         self.runtimes: dict[str, DeploymentRuntime] = {}
+        # API processes follow champion changes recorded by the others (and by the CLI)
+        self.follow_interval = follow_interval
+        self._loops: list[EventFollower | PromotionWatcher] = []
+        # per deployment with learning models: serves the registry's champion versions
+        self.followers: dict[str, VersionFollower] = {}
         # scores keep arriving while executors drain on stop: route them by deployment
         # to archives that outlive the runtimes
         self._archive_of: dict[str, Archive] = {}
@@ -114,6 +123,11 @@ class Rendezvous:
                 )
                 await runtime.start()
                 self.runtimes[dep.name] = runtime
+                follower = await follow_registry(runtime)
+                if follower is not None:
+                    self.followers[dep.name] = follower
+                if self.roles.api:  # the champion matters where the collector runs
+                    await self._follow(runtime)
         except BaseException:
             await self.stop()
             raise
@@ -121,6 +135,10 @@ class Rendezvous:
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Drain executors, disconnect buses, flush archives. Idempotent."""
+        loops, self._loops = self._loops, []
+        await asyncio.gather(*(loop.stop() for loop in loops))
+        followers, self.followers = list(self.followers.values()), {}
+        await asyncio.gather(*(f.stop() for f in followers))
         runtimes = list(self.runtimes.values())
         self.runtimes.clear()
         self._started = False
@@ -132,6 +150,16 @@ class Rendezvous:
             await asyncio.to_thread(archive.stop, timeout)
         self.archives.clear()
         self._archive_of.clear()
+
+    async def _follow(self, runtime: DeploymentRuntime) -> None:
+        loops: list[EventFollower | PromotionWatcher] = [
+            EventFollower(runtime, interval=self.follow_interval)
+        ]
+        if runtime.deployment.promotion is not None:
+            loops.append(PromotionWatcher(runtime, runtime.deployment.promotion))
+        for loop in loops:
+            self._loops.append(loop)  # before start: stop() must see a half-started one
+            await loop.start()
 
     def get(self, name: str) -> DeploymentRuntime:
         try:

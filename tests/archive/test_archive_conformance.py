@@ -24,7 +24,7 @@ from rendezvous.archive import (
     RequestRecord,
     SQLiteArchive,
 )
-from rendezvous.archive.base import Example
+from rendezvous.archive.base import Event, Example
 from rendezvous.errors import ArchiveError
 from rendezvous.messages import Score
 
@@ -798,3 +798,110 @@ def test_concurrent_store_examples_while_batches_are_written(backend: Backend) -
     assert learned == everything
     assert one.counts("fraud")["examples"] == len(everything)
     assert one.counts("fraud")["requests"] == 300
+
+
+# -- events ---------------------------------------------------------------------------------
+
+
+def event(
+    kind: str = "promote",
+    model: str | None = "xgb",
+    deployment: str = "fraud",
+    at: float = T0,
+    origin: str = "host-1:123",
+    **detail: Any,
+) -> Event:
+    return Event(deployment=deployment, kind=kind, model=model, detail=detail, at=at, origin=origin)
+
+
+def test_events_round_trip_with_their_detail(archive: Archive) -> None:
+    detail: dict[str, Any] = {
+        "previous": "rules",
+        "by": "policy",
+        "evidence": {"n": 250, "p_value": 0.0123, "metric": {"xgb": 0.91, "rules": 0.84}},
+        "flags": [True, False, None],
+        "ints_stay_ints": 1,
+        "floats_stay_floats": 1.0,
+        "text": 'é "quoted" \u0000',
+    }
+    given = Event("fraud", "promote", "xgb", detail, T0 + 0.123456789, "host-1:123")
+    stored = archive.record_event(given)
+
+    assert stored.seq > 0
+    assert msgspec.structs.replace(stored, seq=0) == given
+    (got,) = archive.events("fraud")
+    assert got == stored
+    assert type(got.detail["ints_stay_ints"]) is int
+    assert type(got.detail["floats_stay_floats"]) is float
+    # A model-less event (a drift of the inputs) and an empty detail are fine too.
+    none = archive.record_event(event("drift", model=None))
+    assert archive.events("fraud", after_seq=stored.seq) == [none]
+    assert none.model is None and none.detail == {}
+
+
+def test_a_detail_json_cannot_hold_is_an_archive_error(archive: Archive) -> None:
+    with pytest.raises(ArchiveError, match="event"):
+        archive.record_event(event(bad=object()))
+    assert archive.events("fraud") == []
+
+
+def test_recorded_events_are_durable_without_a_flush_or_stop(backend: Backend) -> None:
+    archive = backend.make(flush_interval=3600)
+    archive.start()
+    stored = [archive.record_event(event()), archive.record_event(event("rollback", "rules"))]
+
+    other = backend.reopen(archive)
+    assert other.events("fraud") == stored
+
+
+def test_event_seqs_increase_across_archive_objects_on_one_database(backend: Backend) -> None:
+    one = backend.make()
+    one.start()
+    two = backend.reopen(one)
+    stored = [
+        (one if i % 2 == 0 else two).record_event(event(at=T0 + i, origin=f"p{i % 2}", i=i))
+        for i in range(8)
+    ]
+
+    assert increasing([e.seq for e in stored])
+    assert one.events("fraud") == two.events("fraud") == stored
+
+
+def test_reading_events_in_pages_after_seq_neither_skips_nor_repeats(archive: Archive) -> None:
+    stored: list[Event] = []
+    for i in range(9):
+        stored.append(archive.record_event(event(i=i)))
+        archive.record_event(event(deployment="other"))  # gaps in fraud's seqs
+
+    def read_all(after: int, page: int) -> list[Event]:
+        got: list[Event] = []
+        while chunk := archive.events("fraud", after_seq=after, limit=page):
+            assert len(chunk) <= page
+            got += chunk
+            after = chunk[-1].seq
+        return got
+
+    assert read_all(0, 4) == stored
+    assert read_all(0, 1) == stored
+    assert read_all(stored[4].seq, 2) == stored[5:]
+    assert archive.events("fraud", after_seq=stored[-1].seq) == []
+    assert archive.events("fraud", limit=0) == []
+    assert archive.events("unknown") == []
+    with pytest.raises(ArchiveError, match="limit"):
+        archive.events("fraud", limit=-1)
+
+
+def test_events_of_some_kinds_only(archive: Archive) -> None:
+    kinds = ["promote", "drift", "rollback", "train", "promote", "version"]
+    stored = [archive.record_event(event(kind)) for kind in kinds]
+
+    def got(**query: Any) -> list[str]:
+        return [e.kind for e in archive.events("fraud", **query)]
+
+    assert got(kinds=["promote", "rollback"]) == ["promote", "rollback", "promote"]
+    assert got(kinds=("drift",)) == ["drift"]
+    assert got(kinds=["promote"], after_seq=stored[0].seq) == ["promote"]
+    assert got(kinds=["promote", "rollback"], limit=2) == ["promote", "rollback"]
+    assert got(kinds=["unknown"]) == []
+    assert got(kinds=[]) == []
+    assert got() == kinds

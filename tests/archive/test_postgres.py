@@ -59,14 +59,18 @@ def test_the_schema_is_created_versioned_and_indexed(
         "scores",
         "decoy_inputs",
         "examples",
+        "events",
         "schema_version",
     }
     indexes = inspect(
         postgres_server, "SELECT indexname FROM pg_indexes WHERE schemaname = %s", schema
     )
-    assert {"scores_request", "scores_model_computed", "requests_deployment_received"} <= {
-        i for (i,) in indexes
-    }
+    assert {
+        "scores_request",
+        "scores_model_computed",
+        "requests_deployment_received",
+        "events_deployment_seq",
+    } <= {i for (i,) in indexes}
     version = sql.SQL("SELECT version FROM {}.schema_version").format(sql.Identifier(schema))
     with psycopg.connect(postgres_server.url) as conn:
         versions = conn.execute(version + sql.SQL(" ORDER BY version")).fetchall()

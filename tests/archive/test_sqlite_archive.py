@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rendezvous.archive import RequestRecord, SQLiteArchive
-from rendezvous.archive.base import Example
+from rendezvous.archive.base import Event, Example
 from rendezvous.archive.sqlite import SCHEMA_VERSION
 from rendezvous.errors import ArchiveError
 from rendezvous.messages import Score
@@ -51,9 +51,10 @@ def test_the_schema_is_versioned_and_indexed(archive: SQLiteArchive, path: Path)
     versions = inspect(path, "SELECT version FROM schema_version ORDER BY version")
     assert versions == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
     names = {name for (name,) in inspect(path, "SELECT name FROM sqlite_master")}
-    assert {"requests", "scores", "decoy_inputs", "examples", "schema_version"} <= names
+    assert {"requests", "scores", "decoy_inputs", "examples", "events", "schema_version"} <= names
     assert {"scores_request", "scores_model_computed", "requests_deployment_received"} <= names
     assert {"examples_request", "examples_request_id", "examples_deployment_seq"} <= names
+    assert "events_deployment_seq" in names
 
 
 def test_reopening_keeps_the_schema_and_the_data(path: Path) -> None:
@@ -69,6 +70,7 @@ def test_a_version_1_file_gains_the_examples_table_and_keeps_its_data(path: Path
         first.put_scores([Score("r1", "fraud", "m", "1")])
     conn = sqlite3.connect(path)  # back to what rendezvous-ml with schema version 1 wrote
     with conn:
+        conn.execute("DROP TABLE events")
         conn.execute("DROP TABLE examples")
         conn.execute("DELETE FROM schema_version WHERE version > 1")
     conn.close()
@@ -77,6 +79,28 @@ def test_a_version_1_file_gains_the_examples_table_and_keeps_its_data(path: Path
         example = Example("fraud", "r1", [1.0], 1, 0.0)
         assert [e.seq for e in again.store_examples([example])] == [1]
         assert again.counts("fraud") == {"requests": 0, "scores": 1, "inputs": 0, "examples": 1}
+
+
+def test_a_version_2_file_gains_the_events_table_and_keeps_its_data(path: Path) -> None:
+    with SQLiteArchive(path) as first:
+        first.store_examples([Example("fraud", "r1", [1.0], 1, 0.0)])
+    conn = sqlite3.connect(path)  # back to what rendezvous-ml with schema version 2 wrote
+    with conn:
+        conn.execute("DROP TABLE events")
+        conn.execute("DELETE FROM schema_version WHERE version > 2")
+    conn.close()
+
+    with SQLiteArchive(path) as again:
+        stored = again.record_event(Event("fraud", "promote", "m", {}, 0.0))
+        assert stored.seq == 1
+        assert again.events("fraud") == [stored]
+        assert again.counts("fraud")["examples"] == 1
+
+
+def test_recording_an_event_syncs_then_goes_back_to_normal(archive: SQLiteArchive) -> None:
+    archive.record_event(Event("fraud", "promote", "m", {}, 0.0))
+    assert archive._writer is not None
+    assert archive._writer.execute("PRAGMA synchronous").fetchone() == (1,)
 
 
 def test_storing_examples_syncs_then_goes_back_to_normal(archive: SQLiteArchive) -> None:

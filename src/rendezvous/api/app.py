@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from ..service import Rendezvous
-from . import compare, dashboard, feedback, native, oip
+from . import admin, compare, dashboard, feedback, learning, native, oip
 from .fastpath import PredictFastPath
 from .http import JSONResponse
 from .openapi import DOCS_HTML, openapi_document
@@ -71,6 +71,8 @@ def create_app(
             *native.routes,
             *feedback.routes,
             *compare.routes,
+            *admin.routes,
+            *learning.routes,
             *oip.routes,
             *dashboard.routes,
             Route("/metrics", metrics, methods=["GET"]),

@@ -158,6 +158,56 @@ class StoredExamples(Struct):
     seqs: Annotated[list[int], Meta(description="Each example's seq, in the order given")]
 
 
+# -- champion changes ----------------------------------------------------------------------
+
+
+class Promote(Struct, forbid_unknown_fields=True):
+    """Make a challenger (or the champion itself) the champion, in every process."""
+
+    model: str
+    evidence: Annotated[
+        dict[str, Any] | UnsetType, Meta(description="Why: kept with the event")
+    ] = UNSET
+
+
+class Event(Struct):
+    """Something that happened to a deployment, in the order it was recorded."""
+
+    seq: Annotated[int, Meta(description="Increasing; page on with ?after=seq")]
+    deployment: str
+    kind: Annotated[
+        str, Meta(description="promote, rollback, promotion-check, drift, train, version, …")
+    ]
+    model: Annotated[str | None, Meta(description="For promote and rollback: the new champion")]
+    detail: Annotated[
+        dict[str, Any],
+        Meta(description="promote: previous, evidence, by; rollback: previous, undoes, by"),
+    ]
+    at: Annotated[float, Meta(description="When, in seconds since the epoch")]
+    origin: Annotated[str, Meta(description="The process or command that recorded it")]
+
+
+class EventList(Struct):
+    events: list[Event]
+
+
+# -- continuous learning -------------------------------------------------------------------
+
+
+class TrainRequest(Struct, forbid_unknown_fields=True):
+    """Ask the deployment's learner to train a model now (it must have a learning: block)."""
+
+    model: str
+
+
+class DriftList(Struct):
+    """Drift events: ``detail.type`` is ``concept`` (the model's live error rose: detector,
+    live_error) or ``data`` (a feature moved away from the serving version's training data:
+    feature, statistic, p_value); ``detail.seq`` is the labelled example that raised it."""
+
+    drift: list[Event]
+
+
 # -- the Open Inference Protocol -----------------------------------------------------------
 
 Datatype = Annotated[str, Meta(description=f"One of {', '.join(SUPPORTED)}")]
@@ -257,6 +307,7 @@ class Health(Struct):
 _TYPES: tuple[Any, ...] = (
     PredictOne, PredictMany, Prediction, Predictions, Error, DeploymentList, DeploymentSummary,
     FeedbackOne, FeedbackMany, FeedbackResult, FeedbackResults, Examples, StoredExamples,
+    Promote, Event, EventList, TrainRequest, DriftList,
     ServerMetadata, ModelMetadata, InferRequest, InferResponse, Health,
 )  # fmt: skip
 
@@ -471,6 +522,44 @@ def _paths() -> dict[str, Any]:
                         ("large_diff", "number"), ("task", "string"), ("positive", "string"))
     ]  # fmt: skip
     paths["/v1/deployments/{name}/compare"] = {"get": compare_op}
+    admin = "champion"
+    paths["/v1/deployments/{name}/promote"] = {
+        "post": _op(
+            "Promote a model to champion, in every process of the deployment",
+            admin,
+            _json("Event", "The promotion, as recorded"),
+            {400: "Malformed body", 404: "Unknown deployment or model",
+             422: "A model that cannot answer (canary, decoy, split)", 503: "Archive failed"},
+            path=("name",),
+            body={"required": True, "content": {"application/json": {"schema": _ref("Promote")}}},
+        )
+    }  # fmt: skip
+    paths["/v1/deployments/{name}/rollback"] = {
+        "post": _op(
+            "Go back to the champion before the latest promotion",
+            admin,
+            _json("Event", "The rollback, as recorded"),
+            {404: "Unknown deployment", 409: "Nothing to roll back", 503: "Archive failed"},
+            path=("name",),
+        )
+    }
+    events_op = _op(
+        "The deployment's events, in seq order",
+        admin,
+        _json("EventList", "At most limit events after the seq given"),
+        {404: "Unknown deployment", 422: "Bad parameter"},
+        path=("name",),
+    )
+    events_op["parameters"] += [
+        {"name": "after", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 0, "default": 0}},
+        {"name": "kinds", "in": "query", "required": False, "schema": {"type": "string"},
+         "description": "Comma-separated kinds, e.g. promote,rollback"},
+        {"name": "limit", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 0, "default": 1000}},
+    ]  # fmt: skip
+    paths["/v1/deployments/{name}/events"] = {"get": events_op}
+    paths.update(_learning_paths())
     paths["/v1/live"] = {
         "get": _op(
             "Live figures for the dashboard (from the Prometheus registry)",
@@ -507,6 +596,39 @@ def _paths() -> dict[str, Any]:
         }
     }
     return paths
+
+
+def _learning_paths() -> dict[str, Any]:
+    tag = "learning"
+    train = _op(
+        "Ask the learner to train a model now; its decision becomes a validation event",
+        tag,
+        _json("Event", "The training request, as recorded"),
+        {400: "Malformed body", 404: "Unknown deployment or model",
+         422: "A model without a learning: block", 503: "Archive failed"},
+        path=("name",),
+        body={"required": True,
+              "content": {"application/json": {"schema": _ref("TrainRequest")}}},
+    )  # fmt: skip
+    train["responses"] = {"202": train["responses"].pop("200"), **train["responses"]}
+    drift = _op(
+        "Drift the learner found, in seq order",
+        tag,
+        _json("DriftList", "The latest limit drift events, or the first limit after ?after="),
+        {404: "Unknown deployment or model", 422: "Bad parameter"},
+        path=("name",),
+    )
+    drift["parameters"] += [
+        {"name": "model", "in": "query", "required": False, "schema": {"type": "string"}},
+        {"name": "after", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 0}},
+        {"name": "limit", "in": "query", "required": False,
+         "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": 100}},
+    ]  # fmt: skip
+    return {
+        "/v1/deployments/{name}/train": {"post": train},
+        "/v1/deployments/{name}/drift": {"get": drift},
+    }
 
 
 @functools.cache

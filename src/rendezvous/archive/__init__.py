@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ArchiveError, MissingDependency
-from .base import Archive, DecoyInput, Example, RequestRecord
+from .base import Archive, DecoyInput, Event, Example, RequestRecord
 from .memory import MemoryArchive
 from .sqlite import SQLiteArchive
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Archive",
     "DecoyInput",
+    "Event",
     "Example",
     "MemoryArchive",
     "PostgresArchive",

@@ -23,7 +23,7 @@ import msgspec
 from ..errors import ArchiveError
 from ..messages import Score
 
-__all__ = ["Archive", "DecoyInput", "Example", "RequestRecord"]
+__all__ = ["Archive", "DecoyInput", "Event", "Example", "RequestRecord"]
 
 log = logging.getLogger("rendezvous.archive")
 
@@ -65,6 +65,21 @@ class Example(msgspec.Struct, frozen=True, gc=False):
     features: list[float]  # as the models saw them (copied from the archived request)
     label: Any
     received_at: float
+    seq: int = 0
+
+
+class Event(msgspec.Struct, frozen=True, gc=False):
+    """Something that happened to a deployment: a promotion, a rollback, a drift, a
+    training request or decision, a new model version. Durable and ordered by ``seq``, so
+    every process of a deployment can follow them (and a restarted one can catch up).
+    """
+
+    deployment: str
+    kind: str  # promote | rollback | drift | train | validation | version | …
+    model: str | None
+    detail: dict[str, Any]
+    at: float  # wall clock when it happened
+    origin: str = ""  # the process that recorded it
     seq: int = 0
 
 
@@ -293,3 +308,21 @@ class Archive(ABC):
     @abstractmethod
     def labels_for(self, request_ids: Sequence[str]) -> dict[str, Any]:
         """The label of each of ``request_ids`` that has one."""
+
+    # -- events (durable: stored synchronously, never buffered) ----------------------------
+
+    @abstractmethod
+    def record_event(self, event: Event) -> Event:
+        """Store ``event`` durably before returning; returns it with its ``seq``.
+        Call it off the event loop."""
+
+    @abstractmethod
+    def events(
+        self,
+        deployment: str,
+        *,
+        after_seq: int = 0,
+        kinds: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        """Events of a deployment with ``seq > after_seq`` (of ``kinds``), in ``seq`` order."""

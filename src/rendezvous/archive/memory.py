@@ -15,10 +15,12 @@ from operator import attrgetter
 from typing import Any, TypeVar
 
 import msgspec
+import orjson
 
 from ..errors import ArchiveError
 from ..messages import Score
-from .base import Archive, DecoyInput, Example, RequestRecord
+from .base import Archive, DecoyInput, Event, Example, RequestRecord
+from .rows import detail_json
 
 __all__ = ["MemoryArchive"]
 
@@ -42,6 +44,8 @@ class MemoryArchive(Archive):
         self._labelled: set[tuple[str, str]] = set()  # (deployment, request_id)
         self._label_of: dict[str, Any] = {}
         self._last_seq = 0
+        self._events_of: defaultdict[str, list[Event]] = defaultdict(list)
+        self._last_event_seq = 0
 
     def __repr__(self) -> str:
         return "MemoryArchive()"
@@ -173,6 +177,36 @@ class MemoryArchive(Archive):
     def labels_for(self, request_ids: Sequence[str]) -> dict[str, Any]:
         with self._data_lock:
             return {i: self._label_of[i] for i in request_ids if i in self._label_of}
+
+    # -- events -------------------------------------------------------------------------------
+
+    def record_event(self, event: Event) -> Event:
+        # Through JSON and back, as a SQL backend stores it: the caller's dict may change
+        # after the call, and a detail JSON cannot hold must fail here too, not only on disk.
+        try:
+            detail = orjson.loads(detail_json(event.detail))
+        except TypeError as exc:
+            raise ArchiveError(f"{self!r}: cannot store an event: {exc}") from exc
+        with self._data_lock:
+            self._last_event_seq += 1
+            kept = msgspec.structs.replace(event, detail=detail, seq=self._last_event_seq)
+            self._events_of[kept.deployment].append(kept)
+        return kept
+
+    def events(
+        self,
+        deployment: str,
+        *,
+        after_seq: int = 0,
+        kinds: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        _check_limit(limit)
+        with self._data_lock:
+            stored = self._events_of.get(deployment, [])
+            start = bisect_right(stored, after_seq, key=_seq)
+            chosen = [e for e in stored[start:] if kinds is None or e.kind in kinds]
+        return chosen if limit is None else chosen[:limit]
 
 
 _computed_at = attrgetter("computed_at")

@@ -39,8 +39,10 @@ from psycopg.types.string import TextLoader
 
 from ..errors import ArchiveError
 from ..messages import Score
-from .base import Archive, DecoyInput, Example, RequestRecord
+from .base import Archive, DecoyInput, Event, Example, RequestRecord
 from .rows import (
+    event_record,
+    event_row,
     example_record,
     example_row,
     input_record,
@@ -118,6 +120,18 @@ _MIGRATIONS: dict[int, tuple[LiteralString, ...]] = {
         "CREATE INDEX IF NOT EXISTS examples_request_id ON {s}examples (request_id)",
         "CREATE INDEX IF NOT EXISTS examples_deployment_seq ON {s}examples (deployment, seq)",
     ),
+    3: (
+        """CREATE TABLE IF NOT EXISTS {s}events (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            deployment text NOT NULL,
+            kind text NOT NULL,
+            model text,
+            detail json NOT NULL,
+            at double precision NOT NULL,
+            origin text NOT NULL
+        )""",
+        "CREATE INDEX IF NOT EXISTS events_deployment_seq ON {s}events (deployment, seq)",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -140,6 +154,7 @@ _SCORE_COLUMNS: LiteralString = (
 )
 _INPUT_COLUMNS: LiteralString = "request_id, deployment, model, features, received_at"
 _EXAMPLE_COLUMNS: LiteralString = "seq, deployment, request_id, features, label, received_at"
+_EVENT_COLUMNS: LiteralString = "seq, deployment, kind, model, detail, at, origin"
 
 # Binary COPY needs each column's type up front. json's binary form is its text, so the
 # JSON the row encoder already wrote goes as text.
@@ -196,6 +211,7 @@ class PostgresArchive(Archive):
         self._sql = _Statements(self.schema)
         self._lock_key = _lock_key(self.schema)
         self._examples_key = _lock_key(self.schema, "examples")
+        self._events_key = _lock_key(self.schema, "events")
         self._writer: _Connection | None = None
         # Queries come from any thread: one connection behind a lock, like SQLite's reader.
         self._reader: _Connection | None = None
@@ -416,36 +432,55 @@ class PostgresArchive(Archive):
             rows = [example_row(example) for example in examples]
         except (TypeError, ValueError) as exc:
             raise ArchiveError(f"{self!r}: cannot store an example: {exc}") from exc
-        with self._examples_lock:
-            if not self._is_open:
-                raise ArchiveError(f"{self!r} is not open: start() it before storing examples")
-            conn = self._examples_conn
-            try:
-                if conn is None or conn.closed:
-                    conn = self._examples_conn = self._connect()
-                seqs = self._insert_examples(conn, rows)
-            except psycopg.Error as exc:
-                # Not retried here: a commit whose answer was lost would store a standalone
-                # example twice. The caller sees the error; the next call reconnects.
-                if conn is not None and conn.broken:
-                    conn.close()
-                raise ArchiveError(f"{self!r}: storing examples failed: {_message(exc)}") from exc
+        seqs = self._write_durably(self._insert_examples, rows, "examples")
         return [
             msgspec.structs.replace(example, seq=seq)
             for example, seq in zip(examples, seqs, strict=True)
             if seq is not None
         ]
 
+    def _write_durably(
+        self,
+        insert: Callable[[_Connection, list[tuple[Any, ...]]], list[int | None]],
+        rows: list[tuple[Any, ...]],
+        what: str,
+    ) -> list[int | None]:
+        """``insert(conn, rows)`` on the connection for synchronous writes."""
+        with self._examples_lock:
+            if not self._is_open:
+                raise ArchiveError(f"{self!r} is not open: start() it before storing {what}")
+            conn = self._examples_conn
+            try:
+                if conn is None or conn.closed:
+                    conn = self._examples_conn = self._connect()
+                return insert(conn, rows)
+            except psycopg.Error as exc:
+                # Not retried here: a commit whose answer was lost would store a standalone
+                # example (or an event) twice. The caller sees the error; the next call
+                # reconnects.
+                if conn is not None and conn.broken:
+                    conn.close()
+                raise ArchiveError(f"{self!r}: storing {what} failed: {_message(exc)}") from exc
+
     def _insert_examples(self, conn: _Connection, rows: list[tuple[Any, ...]]) -> list[int | None]:
         """Each row's new seq, or None for a duplicate."""
+        return self._insert_in_turn(conn, self._examples_key, self._sql.insert_example, rows)
+
+    def _insert_events(self, conn: _Connection, rows: list[tuple[Any, ...]]) -> list[int | None]:
+        return self._insert_in_turn(conn, self._events_key, self._sql.insert_event, rows)
+
+    @staticmethod
+    def _insert_in_turn(
+        conn: _Connection, lock_key: int, statement: sql.Composed, rows: list[tuple[Any, ...]]
+    ) -> list[int | None]:
         seqs: list[int | None] = []
         with conn.transaction():
             # An identity hands out numbers when rows are inserted, not when they commit:
-            # two writers could commit seq 6 before seq 5, and a learner that read up to 6
+            # two writers could commit seq 6 before seq 5, and a reader that read up to 6
             # would never see 5. Taking turns makes seq order commit order.
-            conn.execute("SELECT pg_advisory_xact_lock(%s)", [self._examples_key])
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", [lock_key])
             for row in rows:
-                hit = conn.execute(self._sql.insert_example, row).fetchone()
+                hit = conn.execute(statement, row).fetchone()
                 seqs.append(int(hit[0]) if hit is not None else None)
         return seqs
 
@@ -484,6 +519,38 @@ class PostgresArchive(Archive):
             # every backend.
             labels.setdefault(request_id, orjson.loads(label))
         return labels
+
+    # -- events -------------------------------------------------------------------------------
+
+    def record_event(self, event: Event) -> Event:
+        try:
+            row = event_row(event)
+        except (TypeError, ValueError) as exc:
+            raise ArchiveError(f"{self!r}: cannot store an event: {exc}") from exc
+        (seq,) = self._write_durably(self._insert_events, [row], "events")
+        return event_record((seq, *row))
+
+    def events(
+        self,
+        deployment: str,
+        *,
+        after_seq: int = 0,
+        kinds: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        text: LiteralString = ""
+        params: list[Any] = [deployment, after_seq]
+        if kinds is not None:
+            text += " AND kind = ANY(%s)"
+            params.append(list(kinds))
+        text += " ORDER BY seq"
+        if limit is not None:
+            if limit < 0:
+                raise ArchiveError(f"limit must be 0 or more, got {limit}")
+            text += " LIMIT %s"
+            params.append(limit)
+        rows = self._query(self._sql.select_events + sql.SQL(text), params)
+        return [event_record(row) for row in rows]
 
     def _query(
         self, statement: sql.Composed, params: Sequence[Any] | dict[str, Any]
@@ -581,6 +648,13 @@ class _Statements:
         )
         self.labels_for = f(
             "SELECT request_id, label FROM {s}examples WHERE request_id = ANY(%s) ORDER BY seq"
+        )
+        self.insert_event = f(
+            "INSERT INTO {s}events (deployment, kind, model, detail, at, origin)"
+            " VALUES (%s, %s, %s, %s::json, %s, %s) RETURNING seq"
+        )
+        self.select_events = f(
+            f"SELECT {_EVENT_COLUMNS} FROM {{s}}events WHERE deployment = %s AND seq > %s"
         )
 
     def format(self, template: LiteralString) -> sql.Composed:

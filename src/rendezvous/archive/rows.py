@@ -11,11 +11,14 @@ from typing import Any
 import orjson
 
 from ..messages import Score
-from .base import DecoyInput, Example, RequestRecord
+from .base import DecoyInput, Event, Example, RequestRecord
 
 __all__ = [
+    "detail_json",
     "dumps",
     "dumps_optional",
+    "event_record",
+    "event_row",
     "example_record",
     "example_row",
     "input_record",
@@ -140,4 +143,34 @@ def example_record(row: Any) -> Example:
         features=orjson.loads(row[3]),
         label=orjson.loads(row[4]),
         received_at=row[5],
+    )
+
+
+# An event's detail is strict JSON, unlike a prediction: it is written by our own code (the
+# evidence of a promotion, a drift statistic), so anything JSON cannot hold is a bug to report,
+# not a value to keep as its text.
+
+
+def detail_json(detail: dict[str, Any]) -> str:
+    """``detail`` as JSON text; TypeError when JSON cannot hold it."""
+    if not isinstance(detail, dict):
+        raise TypeError(f"an event's detail must be a dict, got {type(detail).__name__}")
+    return orjson.dumps(detail, option=orjson.OPT_SERIALIZE_NUMPY).decode()
+
+
+def event_row(e: Event) -> tuple[Any, ...]:
+    """Every column but ``seq``, which the database assigns."""
+    return (e.deployment, e.kind, e.model, detail_json(e.detail), float(e.at), e.origin)
+
+
+def event_record(row: Any) -> Event:
+    """From ``seq, deployment, kind, model, detail, at, origin``."""
+    return Event(
+        seq=row[0],
+        deployment=row[1],
+        kind=row[2],
+        model=row[3],
+        detail=orjson.loads(row[4]),
+        at=row[5],
+        origin=row[6],
     )

@@ -26,8 +26,10 @@ import orjson
 
 from ..errors import ArchiveError
 from ..messages import Score
-from .base import Archive, DecoyInput, Example, RequestRecord
+from .base import Archive, DecoyInput, Event, Example, RequestRecord
 from .rows import (
+    event_record,
+    event_row,
     example_record,
     example_row,
     input_record,
@@ -102,6 +104,20 @@ _MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX examples_request_id ON examples (request_id)",  # labels_for
         "CREATE INDEX examples_deployment_seq ON examples (deployment, seq)",
     ),
+    3: (
+        # AUTOINCREMENT for the same reason as examples: a process following events after
+        # the last seq it applied must never skip one.
+        """CREATE TABLE events (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            deployment TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            model TEXT,
+            detail TEXT NOT NULL,
+            at REAL NOT NULL,
+            origin TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_deployment_seq ON events (deployment, seq)",
+    ),
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 
@@ -138,6 +154,11 @@ _SCORE_COLUMNS = (
 )
 _INPUT_COLUMNS = "request_id, deployment, model, features, received_at"
 _EXAMPLE_COLUMNS = "seq, deployment, request_id, features, label, received_at"
+_EVENT_COLUMNS = "seq, deployment, kind, model, detail, at, origin"
+_INSERT_EVENT = (
+    "INSERT INTO events (deployment, kind, model, detail, at, origin)"
+    " VALUES (?, ?, ?, ?, ?, ?) RETURNING seq"
+)
 
 # How long store_examples waits for the writer thread's batch to finish before giving up
 # (as long as SQLite itself waits for another process's lock).
@@ -346,23 +367,10 @@ class SQLiteArchive(Archive):
             rows = [example_row(example) for example in examples]
         except (TypeError, ValueError) as exc:
             raise ArchiveError(f"{self!r}: cannot store an example: {exc}") from exc
-        # The writer connection is the base class's to serialise: holding its lock keeps
-        # this transaction from interleaving with a batch the writer thread is storing.
-        if not self._flush_lock.acquire(timeout=_WRITER_WAIT_S):
-            raise ArchiveError(
-                f"{self!r}: the archive writer has been busy for {_WRITER_WAIT_S:g} s"
-                " (is the database failing?); examples not stored"
-            )
         try:
-            conn = self._writer
-            if conn is None:
-                raise ArchiveError(f"{self!r} is not open: start() it before storing examples")
-            try:
-                seqs = _insert_examples(conn, rows)
-            except sqlite3.Error as exc:
-                raise ArchiveError(f"{self!r}: storing examples failed: {exc}") from exc
-        finally:
-            self._flush_lock.release()
+            seqs = self._write_durably(_INSERT_EXAMPLE, rows, "examples")
+        except sqlite3.Error as exc:
+            raise ArchiveError(f"{self!r}: storing examples failed: {exc}") from exc
         return [
             msgspec.structs.replace(example, seq=seq)
             for example, seq in zip(examples, seqs, strict=True)
@@ -394,6 +402,23 @@ class SQLiteArchive(Archive):
             params.append(limit)
         return [example_record(row) for row in self._query(sql, params)]
 
+    def _write_durably(self, sql: str, rows: list[tuple[Any, ...]], what: str) -> list[int | None]:
+        """Run ``sql`` (``… RETURNING seq``) on each row in one synced transaction."""
+        # The writer connection is the base class's to serialise: holding its lock keeps
+        # this transaction from interleaving with a batch the writer thread is storing.
+        if not self._flush_lock.acquire(timeout=_WRITER_WAIT_S):
+            raise ArchiveError(
+                f"{self!r}: the archive writer has been busy for {_WRITER_WAIT_S:g} s"
+                f" (is the database failing?); {what} not stored"
+            )
+        try:
+            conn = self._writer
+            if conn is None:
+                raise ArchiveError(f"{self!r} is not open: start() it before storing {what}")
+            return _insert_returning_seq(conn, sql, rows)
+        finally:
+            self._flush_lock.release()
+
     def labels_for(self, request_ids: Sequence[str]) -> dict[str, Any]:
         labels: dict[str, Any] = {}
         unique = list(dict.fromkeys(request_ids))
@@ -410,6 +435,42 @@ class SQLiteArchive(Archive):
                 # every backend.
                 labels.setdefault(request_id, orjson.loads(label))
         return labels
+
+    # -- events -------------------------------------------------------------------------------
+
+    def record_event(self, event: Event) -> Event:
+        try:
+            row = event_row(event)
+        except (TypeError, ValueError) as exc:
+            raise ArchiveError(f"{self!r}: cannot store an event: {exc}") from exc
+        try:
+            (seq,) = self._write_durably(_INSERT_EVENT, [row], "events")
+        except sqlite3.Error as exc:
+            raise ArchiveError(f"{self!r}: storing an event failed: {exc}") from exc
+        # No conflict clause: every insert returns its seq.
+        return event_record((seq, *row))
+
+    def events(
+        self,
+        deployment: str,
+        *,
+        after_seq: int = 0,
+        kinds: Sequence[str] | None = None,
+        limit: int | None = None,
+    ) -> list[Event]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE deployment = ? AND seq > ?"
+        params: list[Any] = [deployment, after_seq]
+        if kinds is not None:
+            wanted = list(kinds)
+            sql += f" AND kind IN ({', '.join('?' * len(wanted))})" if wanted else " AND 0"
+            params.extend(wanted)
+        sql += " ORDER BY seq"
+        if limit is not None:
+            if limit < 0:  # SQLite would read it as "no limit"
+                raise ArchiveError(f"limit must be 0 or more, got {limit}")
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [event_record(row) for row in self._query(sql, params)]
 
     def _query(self, sql: str, params: list[Any] | dict[str, Any]) -> list[Any]:
         with self._read_lock:
@@ -432,10 +493,13 @@ def _insert_all(
         conn.executemany(sql, [to_row(record) for record in records])
 
 
-def _insert_examples(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[int | None]:
+def _insert_returning_seq(
+    conn: sqlite3.Connection, sql: str, rows: list[tuple[Any, ...]]
+) -> list[int | None]:
     """Each row's new seq, or None for a duplicate, committed and synced to disk."""
     # Batches of buffered records may be lost to a power cut (synchronous=NORMAL); an
-    # example must not be once its caller was told it is stored, so this commit syncs.
+    # example or an event must not be once its caller was told it is stored, so this
+    # commit syncs.
     conn.execute("PRAGMA synchronous=FULL")
     try:
         # IMMEDIATE: take the write lock now, so seqs are handed out in commit order even
@@ -444,7 +508,7 @@ def _insert_examples(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> l
         try:
             seqs: list[int | None] = []
             for row in rows:
-                hit = conn.execute(_INSERT_EXAMPLE, row).fetchall()
+                hit = conn.execute(sql, row).fetchall()
                 seqs.append(hit[0][0] if hit else None)
             conn.execute("COMMIT")
         except BaseException:

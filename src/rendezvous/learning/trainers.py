@@ -76,6 +76,11 @@ class BatchTrainer(Trainer):
         pass  # each candidate is a fresh clone: nothing learnt carries over anyway
 
     def candidate(self, rows: Sequence[Row], targets: Sequence[Any]) -> Candidate:
+        estimator, notes = self.fit(rows, targets)
+        return Candidate(sklearn_predictor(estimator, self.task), len(rows), notes)
+
+    def fit(self, rows: Sequence[Row], targets: Sequence[Any]) -> tuple[Any, tuple[str, ...]]:
+        """A fresh clone of the template fitted on ``rows``, and notes from fitting it."""
         from sklearn.base import clone
         from sklearn.exceptions import ConvergenceWarning
 
@@ -94,23 +99,42 @@ class BatchTrainer(Trainer):
             for w in caught
             if issubclass(w.category, ConvergenceWarning)
         )
-        return Candidate(sklearn_predictor(estimator, self.task), len(rows), notes)
+        return estimator, notes
 
 
 class OnlineTrainer(Trainer):
-    """A River estimator: ``learn_one`` on a working copy; candidates are deep copies of it."""
+    """A River estimator: ``learn_one`` on a working copy; candidates are deep copies of it.
 
-    def __init__(self, template: Any, task: Task, label: str) -> None:
+    River sees a row as ``{key: value}``: keyed by position, or by ``features`` (names) for
+    an estimator that a deployment serves by feature name. ``working`` starts the working
+    copy from an estimator that has learnt already (the serving version).
+    """
+
+    def __init__(
+        self,
+        template: Any,
+        task: Task,
+        label: str,
+        *,
+        features: Sequence[str] | None = None,
+        working: Any = None,
+    ) -> None:
         super().__init__(template, task, label)
-        self._working = copy.deepcopy(template)
+        self._keys: Sequence[Any] | None = tuple(features) if features is not None else None
+        self._working = copy.deepcopy(template if working is None else working)
         self._learnt = 0
+
+    def snapshot(self) -> Any:
+        """A private copy of the working estimator as it is now."""
+        return copy.deepcopy(self._working)
 
     def initial(self) -> Predictor | None:
         # River models predict from the first example on, so the given model serves at once.
         return RiverPredictor(copy.deepcopy(self.template), self.task, self.n_features)
 
     def learn_one(self, row: Row, target: Any) -> None:
-        self._working.learn_one(dict(enumerate(row)), target)
+        x = dict(enumerate(row)) if self._keys is None else dict(zip(self._keys, row, strict=True))
+        self._working.learn_one(x, target)
         self._learnt += 1
 
     def forget(self, rows: Sequence[Row], targets: Sequence[Any]) -> None:
