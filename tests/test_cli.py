@@ -157,6 +157,25 @@ def test_demo_prints_the_per_model_table(tmp_path: Path) -> None:
     assert "300 inputs" in out  # the decoy archived every input
     assert "300 requests answered" in out
     assert str(tmp_path / "demo" / "archive.db") in out.replace("\n", "")
+    assert "quality against labels" in out  # the labels went back as feedback
+    assert "promotion: accuracy" in out  # and the demo ends with the comparison
+
+    # the README's walk-through on the demo deployment
+    dep = str(tmp_path / "demo" / "deployment.yaml")
+    compared = runner.invoke(app, ["compare", dep, "--last", "300", "--metric", "accuracy"])
+    assert compared.exit_code == 0, compared.output
+    assert "logreg" in compared.output and "accuracy" in compared.output
+    onnx = str(tmp_path / "demo" / "forest.onnx")
+    replayed = runner.invoke(
+        app, ["replay", dep, "--model", "forest2", "--kind", "onnx", "--source", onnx]
+    )
+    assert replayed.exit_code == 0, replayed.output
+    assert "replayed 300 archived requests through forest2" in replayed.output
+    promoted = runner.invoke(app, ["promote", dep, "--model", "logreg"])
+    assert promoted.exit_code == 0, promoted.output
+    rolled = runner.invoke(app, ["rollback", dep])
+    assert rolled.exit_code == 0, rolled.output
+    assert "rules" in rolled.output
 
 
 async def _serve_some(path: Path, n: int) -> None:
