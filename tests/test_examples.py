@@ -48,3 +48,19 @@ async def test_readme_snippets_run(
         await scope["_snippet"]()  # type: ignore[operator]
     else:
         exec(compile(body, "README.md", "exec"), {})
+
+
+def test_the_continuous_learning_example_serves_the_new_version(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "learning"
+    shutil.copytree(ROOT / "examples" / "learning", folder)
+    for script in ("make_model.py", "learn_inprocess.py"):
+        out = subprocess.run(
+            [sys.executable, script], cwd=folder, capture_output=True, text=True, timeout=120
+        )
+        assert out.returncode == 0, out.stderr
+    last = out.stdout.strip().splitlines()[-1]
+    assert last == "6.0 2", out.stdout  # y = 2x now, served by version 2
