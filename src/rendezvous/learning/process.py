@@ -7,6 +7,7 @@ and may also be killed outright: its progress is durable (see :mod:`.cursor`).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -94,7 +95,9 @@ class LearnerProcess:
 
     def start(self) -> None:
         if self.proc is None:
-            self.proc = subprocess.Popen(self.argv)
+            # Training is background work: on a machine it shares with serving, the
+            # scheduler should give the CPU to answers first.
+            self.proc = subprocess.Popen(self.argv, preexec_fn=_lower_priority)
             log.info("started the learner process %d", self.proc.pid)
 
     def stop(self, timeout: float = 30.0) -> None:
@@ -109,3 +112,8 @@ class LearnerProcess:
             log.warning("the learner %d did not stop in %.0fs; killing it", proc.pid, timeout)
             proc.kill()
             proc.wait()
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError):
+        os.nice(10)
