@@ -290,7 +290,7 @@ async def labelled_traffic(runtime: DeploymentRuntime, n: int, rng: random.Rando
 
 async def settle(runtime: DeploymentRuntime, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
-    while not all(e.idle for e in runtime.executors.values()):
+    while not runtime.idle:
         assert time.monotonic() < deadline, "executors did not drain"
         await asyncio.sleep(0.01)
 

@@ -179,6 +179,11 @@ class ModelConfig(_Strict):
     # Run predictions on the event loop instead of the model's own thread. Only for models
     # known to be fast: a slow inline model delays every other request in the process.
     inline: bool = False
+    # Where a synchronous shadow computes: ``process`` is the deployment's model process (a
+    # GIL of its own, idle CPU priority: it never delays the champion), ``thread`` a thread
+    # of the serving process. Unset: ``process`` for challengers and canaries of a memory
+    # bus deployment; a model that answers users (champion, split) always computes here.
+    isolation: Literal["process", "thread"] | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     # continuous learning of this model by the deployment's learner (sklearn and river)
     learning: LearningBlock | None = None
@@ -220,7 +225,24 @@ class ModelConfig(_Strict):
             raise ValueError(f"kind '{self.kind}' needs a 'source'")
         if (self.role is Role.SPLIT) != (self.share is not None):
             raise ValueError("a model has a 'share' exactly when its role is split")
+        if self.isolation == "process":
+            if self.role in (Role.CHAMPION, Role.SPLIT):
+                raise ValueError(
+                    f"isolation: process is for shadows; a {self.role} answers users and "
+                    "computes in the serving process"
+                )
+            if self.inline or self.kind is ModelKind.HTTP:
+                what = "an inline model" if self.inline else "an http model (it only waits)"
+                raise ValueError(f"isolation: process does not fit {what}")
         return self
+
+    def in_model_process(self, role: Role | None = None) -> bool:
+        """Whether this model computes in the model process while it plays ``role``."""
+        if self.kind in (ModelKind.HTTP, ModelKind.DECOY) or self.inline:
+            return False
+        if self.isolation == "thread":
+            return False
+        return (role or self.role) in (Role.CHALLENGER, Role.CANARY)
 
     @property
     def linger_ms(self) -> float:

@@ -23,6 +23,7 @@ from .enrich import build_enrichers
 from .errors import BusError, ConfigError, InputError, ModelLoadError, NotFound, Overloaded, Problem
 from .executor import DecoyExecutor, Executor, ModelExecutor
 from .inputs import RowParser
+from .isolation.host import ModelProcess
 from .messages import Request
 from .metrics import Metrics
 from .models import load_model
@@ -100,6 +101,9 @@ class DeploymentRuntime:
         self.replicas: list[Executor] = []
         self._ids = itertools.count()
         self._started = False
+        # the model process, when some models compute there (see isolation/)
+        self.model_process: ModelProcess | None = None
+        self._moves: set[asyncio.Task[None]] = set()
         name = dep.name
         self._latency = metrics.latency.labels(name)
         self._outcomes = {o: metrics.requests.labels(name, o) for o in _OUTCOMES}
@@ -122,8 +126,9 @@ class DeploymentRuntime:
             self.models = await asyncio.to_thread(load_models, dep)
         if self.roles.api:
             self.bus.subscribe(self.collector.deliver, reply_to=self.reply_to)
+        isolated = await self._start_model_process()
         for cfg in dep.models:
-            if not self.roles.runs(cfg.name):
+            if not self.roles.runs(cfg.name) or cfg.name in isolated:
                 continue
             for i in range(self.roles.replicas):
                 consumer = self.instance if i == 0 else f"{self.instance}-{i}"
@@ -138,8 +143,74 @@ class DeploymentRuntime:
             m.queue_depth.labels(self.name, cfg.name).set_function(self._backlog_of(cfg.name))
         self._started = True
 
+    async def _start_model_process(self) -> set[str]:
+        """Start the model process for the models that compute there; returns their names.
+
+        Only the embedded mode has one: over Redis, worker processes isolate models.
+        """
+        if not (isinstance(self.bus, MemoryBus) and self.roles.is_everything):
+            return set()
+        isolated: dict[str, Model] = {}
+        for cfg in self.deployment.models:
+            model = self.models.get(cfg.name)
+            if isinstance(model, Model) and cfg.in_model_process(Role(self.role(cfg))):
+                isolated[cfg.name] = model
+        if not isolated:
+            return set()
+        process = ModelProcess(
+            self.deployment,
+            metrics=self.metrics,
+            deliver=self.collector.deliver,
+            archive=self.archive.put_scores,
+            archive_in_child=self.deployment.archive != "memory",
+            on_lost=self._lost,
+        )
+        try:
+            placed = await process.start(isolated)
+        except Exception as exc:
+            # serving without isolation beats not serving: they compute on threads here
+            log.error("deployment '%s': no model process (%s): %s compute in this process",
+                      self.name, exc, sorted(isolated))  # fmt: skip
+            return set()
+        if placed:
+            self.model_process = process
+        return set(placed)
+
+    def _lost(self, name: str, why: str) -> None:
+        log.error("deployment '%s': model '%s' moves into the serving process: %s",
+                  self.name, name, why)  # fmt: skip
+        self._move_in(name)
+
+    def _move_in(self, name: str) -> None:
+        """Compute ``name`` here from now on (a promotion, or a model the child lost)."""
+        task = asyncio.ensure_future(self._start_here(name))
+        self._moves.add(task)
+        task.add_done_callback(self._moves.discard)
+
+    async def _start_here(self, name: str) -> None:
+        executor = self._executor(self.deployment.model(name), self.instance)
+        # No await between joining the bus and leaving the model process: every request
+        # goes to exactly one of the two.
+        await executor.start()
+        if self.model_process is not None:
+            self.model_process.remove(name)
+        self.replicas.append(executor)
+        self.executors.setdefault(name, executor)
+
     def _backlog_of(self, model: str) -> Callable[[], float]:
-        return lambda: self.bus.backlog(self.name, model)
+        def backlog() -> float:
+            process = self.model_process
+            if process is not None and model in process.assigned:
+                return process.backlog.get(model, 0)
+            return self.bus.backlog(self.name, model)
+
+        return backlog
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued or in hand for any model, here or in the model process."""
+        process = self.model_process
+        return all(e.idle for e in self.replicas) and (process is None or process.idle)
 
     def _executor(self, cfg: ModelConfig, consumer: str) -> Executor:
         common: dict[str, Any] = {
@@ -164,9 +235,14 @@ class DeploymentRuntime:
         if not self._started:
             return
         self._started = False
+        if self._moves:
+            await asyncio.gather(*self._moves, return_exceptions=True)
         await asyncio.gather(*(e.stop(timeout) for e in self.replicas))
         self.executors.clear()
         self.replicas.clear()
+        process, self.model_process = self.model_process, None
+        if process is not None:
+            await process.stop(timeout)
 
     # -- the request path -----------------------------------------------------------------
 
@@ -215,6 +291,8 @@ class DeploymentRuntime:
             try:
                 if isinstance(self.bus, MemoryBus):
                     await self.bus.publish(request)  # never blocks
+                    if self.model_process is not None:
+                        self.model_process.submit(request)
                 else:
                     # a stalled broker must not hold the answer past the deadline
                     async with asyncio.timeout(self.deployment.deadline_ms / 1000.0):
@@ -293,6 +371,12 @@ class DeploymentRuntime:
         if name not in self.models:
             raise NotFound(f"deployment '{self.name}' has no model '{name}'")
         self.models[name] = model
+        process = self.model_process
+        if process is not None and name in process.assigned and isinstance(model, Model):
+            task = asyncio.ensure_future(process.install(name, model))
+            self._moves.add(task)
+            task.add_done_callback(self._moves.discard)
+            return
         for executor in self.replicas:
             if isinstance(executor, ModelExecutor) and executor.name == name:
                 executor.swap(model)
@@ -329,6 +413,9 @@ class DeploymentRuntime:
             )
         previous = self.champion_name
         self.collector.set_champion(model)
+        process = self.model_process
+        if process is not None and model in process.assigned:
+            self._move_in(model)  # the champion computes at full priority, here
         return previous
 
 

@@ -22,10 +22,15 @@ import msgspec
 
 from ..errors import ArchiveError
 from ..messages import Score
+from ..priority import lower_priority
 
 __all__ = ["Archive", "DecoyInput", "Event", "Example", "RequestRecord"]
 
 log = logging.getLogger("rendezvous.archive")
+
+# The writer thread's priority (see rendezvous.priority): lowered, never idle, so that a busy
+# machine still writes the archive while the thread holds the GIL it shares with serving.
+WRITER_PRIORITY = "nice:10"
 
 
 class RequestRecord(msgspec.Struct, frozen=True, gc=False):
@@ -170,6 +175,9 @@ class Archive(ABC):
     # -- writer thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
+        # The writer's SQLite and socket work runs without the GIL, on the CPU the event
+        # loop needs too: lowered, it yields that CPU the moment a request comes in.
+        lower_priority(WRITER_PRIORITY)
         while not self._stopping:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
