@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Processes", "Result", "Server", "open_loop", "wrk"]
+__all__ = ["Processes", "Result", "Server", "closed_loop", "open_loop", "wrk"]
 
 TASKSET = shutil.which("taskset")
 
@@ -224,19 +224,64 @@ async def _open_loop(host: str, port: int, path: str, body: bytes, rate: float,
                   float(np.percentile(arr, 99)), errors)  # fmt: skip
 
 
-def open_loop(port: int, path: str, body: bytes, *, rate: float, seconds: float,
-              connections: int = 64) -> Result:  # fmt: skip
-    """Fixed offered load (requests/s), latency measured from each request's due time."""
+async def _closed_loop(host: str, port: int, path: str, body: bytes, connections: int,
+                       seconds: float) -> Result:  # fmt: skip
+    loop = asyncio.get_running_loop()
+    request = (
+        f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + seconds
+
+    async def client() -> None:
+        nonlocal errors
+        transport, conn = await loop.create_connection(_Conn, host, port)
+        while time.perf_counter() < stop_at:
+            conn.waiter = loop.create_future()
+            sent = time.perf_counter()
+            transport.write(request)
+            try:
+                await conn.waiter
+                latencies.append(time.perf_counter() - sent)
+            except RuntimeError:
+                errors += 1
+        transport.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(connections)))
+    elapsed = time.perf_counter() - start
+    arr = np.array(latencies) * 1000
+    return Result(len(latencies) / elapsed, float(np.percentile(arr, 50)),
+                  float(np.percentile(arr, 99)), errors)  # fmt: skip
+
+
+def _generate(function: str, args: tuple[object, ...]) -> Result:
     # a separate process, pinned to the other core, so the generator never shares the
     # server's CPU
-    args = ("127.0.0.1", port, path, body, rate, seconds, connections)
     code = (
         f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
         "import _harness as h, uvloop; "
-        f"r = uvloop.run(h._open_loop(*{args!r})); print(json.dumps(r.__dict__))"
+        f"r = uvloop.run(h.{function}(*{args!r})); print(json.dumps(r.__dict__))"
     )
     proc = subprocess.run(pinned(1, [sys.executable, "-c", code]), capture_output=True,
                           text=True, check=False)  # fmt: skip
     if proc.returncode != 0:
         raise RuntimeError(f"load generator failed: {proc.stderr[-3000:]}")
     return Result(**json.loads(proc.stdout))
+
+
+def open_loop(port: int, path: str, body: bytes, *, rate: float, seconds: float,
+              connections: int = 64) -> Result:  # fmt: skip
+    """Fixed offered load (requests/s), latency measured from each request's due time."""
+    return _generate("_open_loop", ("127.0.0.1", port, path, body, rate, seconds, connections))
+
+
+def closed_loop(port: int, path: str, body: bytes, *, connections: int, seconds: float) -> Result:
+    """Maximum throughput at a concurrency: wrk where installed (C, much lighter than any
+    Python client), otherwise an async Python client in its own process."""
+    if shutil.which("wrk"):
+        url = f"http://127.0.0.1:{port}{path}"
+        return wrk(url, body, connections=connections, seconds=seconds)
+    return _generate("_closed_loop", ("127.0.0.1", port, path, body, connections, seconds))

@@ -81,6 +81,7 @@ class ChildWorker:
             self.archive = open_archive(init.archive, base_dir=base, max_buffer=init.archive_buffer)
         self.executors: dict[str, ModelExecutor] = {}
         self._unflushed = 0  # scores sent to the parent and not yet known to be written
+        self._outbox: list[Score] = []  # sent as one frame at the end of this loop turn
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
@@ -94,7 +95,15 @@ class ChildWorker:
         if self.archive is not None:
             self.archive.put_scores(scores)
             self._unflushed += len(scores)
-        self.send(Scores(list(scores)))
+        if not self._outbox:
+            asyncio.get_running_loop().call_soon(self._send_scores)
+        self._outbox.extend(scores)
+
+    def _send_scores(self) -> None:
+        # one frame for every batch that finished this turn: one wake-up of the parent
+        if self._outbox:
+            self.send(Scores(self._outbox))
+            self._outbox = []
 
     async def _flushing(self) -> None:
         while True:
@@ -159,6 +168,7 @@ class ChildWorker:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*(e.stop(timeout) for e in self.executors.values()))
+        self._send_scores()
         if self.archive is not None:
             await self._flush()
             await asyncio.to_thread(self.archive.stop)

@@ -1,23 +1,22 @@
 """The serving process's side of the model process: start it, feed it, restart it.
 
-The serving process keeps every model loaded (it describes them, and may need to compute
-one itself after a promotion), but the models in :attr:`ModelProcess.assigned` compute in
-the child. The request path hands each request over with :meth:`ModelProcess.submit`: an
-append to a list, flushed as one ``Work`` frame a few milliseconds later. Scores come back
-on the pipe and go to the collector; when the archive is a database the child has archived
-them already. Nothing on the champion's path waits for the child.
+The serving process keeps every model loaded (it describes them, and computes one itself
+after a promotion), but the models in :attr:`ModelProcess.assigned` compute in the child.
+The request path hands each request over with :meth:`ModelProcess.submit`: an append to a
+list, sent as one ``Work`` frame when the hand-over window closes. Scores come back on the
+pipe and go to the collector; when the archive is a database the child has archived them.
+Nothing on the champion's path waits for the child.
 
 Nothing accepted is lost silently: every request handed over is tracked until each of its
-models has scored it. A child that dies turns what it had into error scores and is started
-again (with every model installed again) at most once a second; a child that falls behind
-makes the oldest requests waiting for it error scores (``dropped: …``), as a full queue does
-in the serving process.
+models has scored it and the score is archived. A child that dies turns what it had into
+error scores and is started again (every model installed again) at most once a second; a
+child that falls behind turns the oldest requests waiting for it into dropped-work error
+scores, as a full queue does in the serving process.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ import pickle
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from ..config import Deployment
 from ..messages import Request, Score
@@ -41,19 +41,23 @@ from .frames import (
     Remove,
     Scores,
     Status,
-    ToChild,
+    ToParent,
     Work,
-    decoder_to_parent,
-    encode,
-    header,
 )
+from .pipe import ChildPipe
 
-__all__ = ["ModelProcess"]
+__all__ = ["HANDOVER_MS", "ModelProcess"]
 
 log = logging.getLogger("rendezvous.isolation")
 
 ScoreSink = Callable[[Sequence[Score]], None]
+_T = TypeVar("_T")
 
+# How long requests gather before they go to the child, unless a model's batch.linger_ms
+# says otherwise: fewer, larger hand-overs wake the child (and evict the serving process's
+# caches) less often, and its models compute in larger batches.
+HANDOVER_MS = 10.0
+MAX_HANDOVER = 256  # requests in one Work frame
 # A crashing child is started again at most this often: a model that kills its process on
 # every batch costs error scores, not a fork storm.
 RESTART_INTERVAL_S = 1.0
@@ -62,6 +66,19 @@ START_TIMEOUT_S = 60.0
 # past a model's queue size the oldest of them become dropped-work error scores.
 MAX_UNREAD_BYTES = 4 * 2**20
 RETRY_S = 0.02
+
+
+async def _unless_exit(pipe: ChildPipe, future: asyncio.Future[_T]) -> _T:
+    """``future``'s result, or an error if the child exits first (while it starts)."""
+    exited: asyncio.Future[Any] = asyncio.ensure_future(asyncio.shield(pipe.exited))
+    try:
+        await asyncio.wait([future, exited], return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        exited.cancel()
+    if not future.done():
+        future.cancel()
+        raise RuntimeError(f"the model process exited with code {pipe.exited.result()}")
+    return future.result()
 
 
 class _Pending:
@@ -94,7 +111,9 @@ class ModelProcess:
         self._archive = archive  # the serving process's archive
         self.archive_in_child = archive_in_child
         self._on_lost = on_lost  # a model that cannot compute there any more, and why
+        self._specs = {m.name: m for m in deployment.models}
         self.assigned: dict[str, Model] = {}
+        self._versions: dict[str, str] = {}  # of every model ever here, for error scores
         self._names: tuple[str, ...] = ()
         self._blobs: dict[str, bytes] = {}
         self._pending: list[tuple[Request, tuple[str, ...]]] = []
@@ -102,32 +121,31 @@ class ModelProcess:
         self._unarchived = 0  # scores the child sent and has not written to the archive yet
         self._installing: dict[str, list[asyncio.Future[str | None]]] = {}
         self._install_lock = asyncio.Lock()
-        self._proc: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._pipe: ChildPipe | None = None
         self._ready: asyncio.Future[Ready] | None = None
-        self._restart: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._linger = HANDOVER_MS / 1000.0
         self._closing = False
         self._last_start = 0.0
         self.backlog: dict[str, int] = {}
         self.child_priority: str | None = None
         self.restarts = 0
-        specs = {m.name: m for m in deployment.models}
-        self._linger = 0.0
-        self._specs = specs
 
     def __repr__(self) -> str:
-        pid = self._proc.pid if self._proc is not None else None
+        pid = self._pipe.pid if self._pipe is not None else None
         return f"<ModelProcess {self.name} pid={pid} models={list(self.assigned)}>"
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.returncode is None and self._ready_ok
-
-    @property
-    def _ready_ok(self) -> bool:
-        r = self._ready
-        return r is not None and r.done() and not r.cancelled() and r.exception() is None
+        ready = self._ready
+        return (
+            self._pipe is not None
+            and self._pipe.alive
+            and ready is not None
+            and ready.done()
+            and ready.exception() is None
+        )
 
     @property
     def idle(self) -> bool:
@@ -142,18 +160,18 @@ class ModelProcess:
         A model that cannot be pickled, or that the child cannot load, is left out (with
         a warning): it computes in the serving process.
         """
-        blobs: dict[str, bytes] = {}
         for name, model in models.items():
             try:
-                blobs[name] = await asyncio.to_thread(pickle.dumps, model, 5)
+                self._blobs[name] = await asyncio.to_thread(pickle.dumps, model, 5)
+                self.assigned[name] = model
+                self._versions[name] = model.version
             except Exception as exc:
                 self._warn_local(name, f"it cannot be pickled ({type(exc).__name__}: {exc})")
-        if not blobs:
+        if not self.assigned:
             return []
-        self._blobs = blobs
-        self.assigned = {n: models[n] for n in blobs}
-        # hand-overs wait for company as long as the least patient model there would
-        self._linger = min(self._specs[n].linger_ms for n in blobs) / 1000.0
+        lingers = [self._specs[n].batch.linger_ms for n in self.assigned]
+        if any(v is not None for v in lingers):
+            self._linger = min(v for v in lingers if v is not None) / 1000.0
         await self._spawn()
         return list(self.assigned)
 
@@ -167,29 +185,25 @@ class ModelProcess:
         self._last_start = time.monotonic()
         env = {**os.environ, ENV_PATH: json.dumps([p for p in sys.path if p])}
         env[ENV_PRIORITY] = self.priority
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "rendezvous.isolation",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=env,
-            limit=2**26,
-        )  # fmt: skip
-        self._proc = proc
         self._ready = asyncio.get_running_loop().create_future()
-        self._reader = asyncio.create_task(self._read(proc), name=f"model-process:{self.name}")
+        pipe = self._pipe = await ChildPipe.spawn(self._on_frame, env)
         try:
             async with asyncio.timeout(START_TIMEOUT_S):
-                hello = await asyncio.shield(self._ready)
-                self.child_priority = hello.priority
-                self._send(self._init())
-                waits = [self._send_install(n, b) for n, b in self._blobs.items()]
-                results = await asyncio.gather(*waits)
+                hello = await _unless_exit(pipe, self._ready)
+                pipe.send(self._init())
+                names = list(self._blobs)
+                installs = asyncio.gather(*(self._install(n, self._blobs[n]) for n in names))
+                errors = await _unless_exit(pipe, installs)
         except BaseException:
-            await self._kill()
+            pipe.kill()
             raise
-        for name, error in zip(list(self._blobs), results, strict=True):
+        self._watch = asyncio.create_task(self._watch_exit(pipe), name=f"model-process:{self.name}")
+        for name, error in zip(names, errors, strict=True):
             if error is not None:
                 self._unassign(name)
                 self._warn_local(name, f"the model process cannot load it ({error})")
         self._names = tuple(self.assigned)
+        self.child_priority = hello.priority
         log.info("model process %d of '%s' computes %s at priority %s",
                  hello.pid, self.name, self._names, hello.priority)  # fmt: skip
 
@@ -198,7 +212,8 @@ class ModelProcess:
         specs = []
         for name in self._blobs:
             cfg = self._specs[name]
-            specs.append(ModelSpec(name, cfg.batch.model_dump(), cfg.queue_size, cfg.linger_ms))
+            # requests arrive in batches already: the child's executors need not linger
+            specs.append(ModelSpec(name, cfg.batch.model_dump(), cfg.queue_size, 0.0))
         base = str(dep.base_dir) if dep.base_dir is not None else None
         archive = dep.archive if self.archive_in_child else None
         return Init(dep.name, archive, base, dep.archive_buffer, specs)
@@ -207,28 +222,20 @@ class ModelProcess:
         """Send what is pending, let the child drain and flush, then wait for it to exit."""
         self._flush()
         self._closing = True
-        if self._restart is not None:
-            self._restart.cancel()
-        proc = self._proc
-        if proc is not None:
-            if proc.stdin is not None and not proc.stdin.is_closing():
-                proc.stdin.close()
+        if self._watch is not None:
+            self._watch.cancel()
+        pipe = self._pipe
+        if pipe is not None:
+            pipe.close()
             try:
-                await asyncio.wait_for(proc.wait(), timeout)
+                await asyncio.wait_for(asyncio.shield(pipe.exited), timeout)
             except TimeoutError:
                 log.warning("%r did not stop within %.1fs; killing it", self, timeout)
-                await self._kill()
-            if self._reader is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._reader
+                pipe.kill()
+                await pipe.exited
+            pipe.dispose()
         self._fail_all("ModelError: the serving process stopped before this was computed")
-        self._proc = None
-
-    async def _kill(self) -> None:
-        proc = self._proc
-        if proc is not None and proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+        self._pipe = None
 
     # -- the request path -------------------------------------------------------------------
 
@@ -239,7 +246,7 @@ class ModelProcess:
             return
         pending = self._pending
         pending.append((request, names))
-        if len(pending) >= 64:
+        if len(pending) >= MAX_HANDOVER:
             self._flush()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._linger, self._flush)
@@ -251,14 +258,12 @@ class ModelProcess:
         pending = self._pending
         if not pending:
             return
-        if not self.running:
+        pipe = self._pipe
+        if pipe is None or not self.running:
             self._pending = []
-            why = "ModelError: the model process is not running (it is being restarted)"
-            self._fail(pending, why)
+            self._fail(pending, "ModelError: the model process is not running (restarting)")
             return
-        stdin = self._proc.stdin if self._proc is not None else None
-        assert stdin is not None
-        if stdin.transport.get_write_buffer_size() > MAX_UNREAD_BYTES:
+        if pipe.unread > MAX_UNREAD_BYTES:
             self._shed()
             self._timer = asyncio.get_running_loop().call_later(RETRY_S, self._flush)
             return
@@ -266,16 +271,14 @@ class ModelProcess:
         outstanding = self._outstanding
         for request, names in pending:
             outstanding[request.id] = _Pending(request, set(names))
-        stdin.write(encode(Work([r for r, _ in pending])))
+        pipe.send(Work([r for r, _ in pending]))
 
     def _shed(self) -> None:
         """The child is behind: the oldest requests past the queue size become drops."""
-        capacity = max(self._specs[n].queue_size for n in self._names) if self._names else 0
+        capacity = max((self._specs[n].queue_size for n in self._names), default=0)
         over = len(self._pending) - capacity
         if over > 0:
             dropped, self._pending = self._pending[:over], self._pending[over:]
-            for name in {n for _, names in dropped for n in names}:
-                self.metrics.dropped.labels(self.name, name).inc(over)
             self._fail(dropped, "dropped: model queue full (the model process is behind)")
 
     # -- models -----------------------------------------------------------------------------
@@ -292,9 +295,10 @@ class ModelProcess:
                 return
             self._blobs[name] = blob
             self.assigned[name] = model
+            self._versions[name] = model.version
             if not self.running:
                 return  # the restart installs the newest blob
-            error = await self._send_install(name, blob)
+            error = await self._install(name, blob)
             if error is not None:
                 self._lose(name, f"the model process cannot load its new version ({error})")
 
@@ -304,8 +308,8 @@ class ModelProcess:
             return
         self._flush()
         self._unassign(name)
-        if self.running:
-            self._send(Remove(name))
+        if self._pipe is not None and self.running:
+            self._pipe.send(Remove(name))
 
     def _unassign(self, name: str) -> None:
         self.assigned.pop(name, None)
@@ -316,55 +320,31 @@ class ModelProcess:
         self.remove(name)
         self._on_lost(name, why)
 
-    def _send_install(self, name: str, blob: bytes) -> asyncio.Future[str | None]:
+    def _install(self, name: str, blob: bytes) -> asyncio.Future[str | None]:
+        """Send a model; the future says why the child could not load it, or None."""
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         self._installing.setdefault(name, []).append(future)
-        self._send(Install(name, blob))
+        assert self._pipe is not None
+        self._pipe.send(Install(name, blob))
         return future
-
-    def _send(self, frame: ToChild) -> None:
-        proc = self._proc
-        assert proc is not None and proc.stdin is not None
-        proc.stdin.write(encode(frame))
 
     # -- what comes back ----------------------------------------------------------------------
 
-    async def _read(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None and self._ready is not None
-        stdout, ready = proc.stdout, self._ready
-        decoder = decoder_to_parent()
-        try:
-            while True:
-                head = await stdout.readexactly(4)
-                frame = decoder.decode(await stdout.readexactly(header(head)))
-                if isinstance(frame, Scores):
-                    self._scored(frame.scores)
-                elif isinstance(frame, Archived):
-                    self._unarchived -= frame.count
-                elif isinstance(frame, Status):
-                    self.backlog = frame.backlog
-                elif isinstance(frame, Installed):
-                    waiting = self._installing.get(frame.model)
-                    if waiting:
-                        waiting.pop(0).set_result(frame.error)
-                elif not ready.done():
-                    ready.set_result(frame)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            pass
-        code = await proc.wait()
-        self._unarchived = 0  # what the child had not written is lost with it (logged below)
-        if not ready.done():
-            ready.set_exception(RuntimeError(f"the model process exited with code {code}"))
-        for waiting in self._installing.values():
-            for future in waiting:
-                if not future.done():
-                    future.set_result(f"the model process exited with code {code}")
-        self._installing.clear()
-        if self._closing:
-            return
-        log.error("model process %d of '%s' exited with code %s", proc.pid, self.name, code)
-        self._fail_all(f"ModelError: the model process exited (code {code}) before computing this")
-        self._restart = asyncio.create_task(self._restart_later())
+    def _on_frame(self, frame: ToParent) -> None:
+        if isinstance(frame, Scores):
+            self._scored(frame.scores)
+        elif isinstance(frame, Archived):
+            self._unarchived -= frame.count
+        elif isinstance(frame, Status):
+            self.backlog = frame.backlog
+        elif isinstance(frame, Installed):
+            waiting = self._installing.get(frame.model)
+            if waiting:
+                future = waiting.pop(0)
+                if not future.done():  # cancelled when the start it belonged to failed
+                    future.set_result(frame.error)
+        elif self._ready is not None and not self._ready.done():
+            self._ready.set_result(frame)
 
     def _scored(self, scores: list[Score]) -> None:
         outstanding = self._outstanding
@@ -381,64 +361,75 @@ class ModelProcess:
         else:
             self._archive(scores)
 
-    def _observe(self, scores: list[Score]) -> None:
-        """The executor metrics the child cannot export: one batch of one model."""
-        first = scores[0]
-        dep, name = self.name, first.model
-        m = self.metrics
-        errors = sum(1 for s in scores if s.error is not None)
-        if first.error is not None and first.error.startswith("dropped:"):
-            m.dropped.labels(dep, name).inc(len(scores))
+    def _observe(self, scores: list[Score], *, calls: bool = True) -> None:
+        """The executor metrics the child cannot export, from the batches' scores."""
+        m, dep = self.metrics, self.name
+        seen: set[tuple[str, float, float]] = set()
+        for s in scores:
+            if s.error is not None and s.error.startswith("dropped:"):
+                m.dropped.labels(dep, s.model).inc()
+                continue
+            if s.error is not None:
+                m.model_errors.labels(dep, s.model).inc()
+            batch = (s.model, s.computed_at, s.latency_ms)  # one model call
+            if calls and batch not in seen:
+                seen.add(batch)
+                m.batch_size.labels(dep, s.model).observe(s.batch_size)
+                m.score_latency.labels(dep, s.model).observe(s.latency_ms / 1000.0)
+
+    async def _watch_exit(self, pipe: ChildPipe) -> None:
+        code = await asyncio.shield(pipe.exited)  # stop() cancels this task, not the pipe
+        pipe.dispose()
+        self._unarchived = 0  # what the child had not written is lost with it
+        for waiting in self._installing.values():
+            for future in waiting:
+                if not future.done():
+                    future.set_result(f"the model process exited with code {code}")
+        self._installing.clear()
+        if self._closing:
             return
-        m.batch_size.labels(dep, name).observe(first.batch_size)
-        m.score_latency.labels(dep, name).observe(first.latency_ms / 1000.0)
-        if errors:
-            m.model_errors.labels(dep, name).inc(errors)
+        log.error("model process %s of '%s' exited with code %s", pipe.pid, self.name, code)
+        self._fail_all(f"ModelError: the model process exited (code {code}) before computing this")
+        wait = self._last_start + RESTART_INTERVAL_S - time.monotonic()
+        while not self._closing and self.assigned:
+            await asyncio.sleep(max(wait, 0.0))
+            self.restarts += 1
+            try:
+                await self._spawn()
+                return
+            except Exception as exc:
+                log.error("model process of '%s' could not restart: %s", self.name, exc)
+                wait = RESTART_INTERVAL_S
+
+    # -- error scores the serving process writes itself --------------------------------------
 
     def _fail(self, items: Sequence[tuple[Request, tuple[str, ...]]], why: str) -> None:
         now = time.time()
-        scores = [
-            self._error(request, name, why, now) for request, names in items for name in names
-        ]
-        self._publish_errors(scores)
+        self._publish_errors(
+            [self._error(request, name, why, now) for request, names in items for name in names]
+        )
 
     def _fail_all(self, why: str) -> None:
         """Error scores for everything the child had and did not score."""
         outstanding, self._outstanding = self._outstanding, {}
         now = time.time()
-        scores = [
-            self._error(p.request, name, why, now)
-            for p in outstanding.values()
-            for name in sorted(p.models)
-        ]
-        self._publish_errors(scores)
+        self._publish_errors(
+            [
+                self._error(p.request, name, why, now)
+                for p in outstanding.values()
+                for name in sorted(p.models)
+            ]
+        )
 
     def _publish_errors(self, scores: list[Score]) -> None:
         if not scores:
             return
-        for score in scores:
-            if not score.error or not score.error.startswith("dropped:"):
-                self.metrics.model_errors.labels(self.name, score.model).inc()
+        self._observe(scores, calls=False)
         self._deliver(scores)
-        self._archive(scores)  # the child did not see these: the serving process archives
+        self._archive(scores)  # the child never saw these: the serving process archives them
 
     def _error(self, request: Request, model: str, why: str, now: float) -> Score:
-        obj = self.assigned.get(model)
-        version = obj.version if obj is not None else ""
         return Score(
-            request.id, self.name, model, version, None, None, why, 0.0,
+            request.id, self.name, model, self._versions[model], None, None, why, 0.0,
             (now - request.received_at) * 1000.0, 1, request.reply_to, now,
         )  # fmt: skip
-
-    async def _restart_later(self) -> None:
-        wait = self._last_start + RESTART_INTERVAL_S - time.monotonic()
-        if wait > 0:
-            await asyncio.sleep(wait)
-        if self._closing or not self.assigned:
-            return
-        self.restarts += 1
-        try:
-            await self._spawn()
-        except Exception as exc:
-            log.error("model process of '%s' could not restart: %s", self.name, exc)
-            self._restart = asyncio.create_task(self._restart_later())
