@@ -1,7 +1,8 @@
 """scikit-learn models from a joblib (or skops) file, and any object with ``predict(X)``.
 
 The whole batch goes through one ``predict`` call: a per-row loop would cost more than the
-model itself for linear models and small trees.
+model itself for linear models and small trees. Linear models whose arithmetic
+:mod:`.linear` reproduces exactly skip scikit-learn's per-call overhead altogether.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..config import Deployment, ModelConfig
 from ..errors import MissingDependency, ModelError, ModelLoadError
 from ._loading import check_options, file_version, make_info, require, source_file, where
 from .base import Matrix, Model, ModelInfo, Output
+from .linear import LinearKernel, linear_kernel
 
 __all__ = ["EstimatorModel", "check_features", "estimator_classes", "load_sklearn"]
 
@@ -33,12 +35,22 @@ class EstimatorModel(Model):
         proba = getattr(estimator, "predict_proba", None) if probabilities else None
         self._predict_proba = proba if callable(proba) else None
         self._fast = _fast_context()
+        width = getattr(estimator, "n_features_in_", None) or len(info.features)
+        self._kernel = linear_kernel(estimator, int(width), self._predict_proba is not None)
+
+    @property
+    def kernel(self) -> LinearKernel | None:
+        """The estimator's arithmetic without scikit-learn's overhead, where it is exact."""
+        return self._kernel
 
     def predict(self, rows: Matrix) -> Output:
         try:
-            with self._fast():
-                labels = np.asarray(self.estimator.predict(rows))
-                proba = None if self._predict_proba is None else self._predict_proba(rows)
+            if self._kernel is not None:
+                labels, proba = self._kernel(rows, self._predict_proba is not None)
+            else:
+                with self._fast():
+                    labels = np.asarray(self.estimator.predict(rows))
+                    proba = None if self._predict_proba is None else self._predict_proba(rows)
         except Exception as exc:
             raise ModelError(f"model '{self.name}': {type(exc).__name__}: {exc}") from exc
         if labels.ndim == 2 and labels.shape[1] == 1:  # a column vector from some regressors
