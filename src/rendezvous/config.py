@@ -198,6 +198,22 @@ class ModelConfig(_Strict):
             raise ValueError(f"only sklearn and river models can learn, not kind '{kind}'")
         return v
 
+    @field_validator("isolation")
+    @classmethod
+    def _isolation_fits(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v != "process":
+            return v
+        role, kind = info.data.get("role"), info.data.get("kind")
+        if role in (Role.CHAMPION, Role.SPLIT):
+            raise ValueError(
+                f"'process' is for shadows, but a {role} answers users and computes in the "
+                "serving process"
+            )
+        if info.data.get("inline") or kind is ModelKind.HTTP:
+            what = "an inline model" if info.data.get("inline") else "an http model (it waits)"
+            raise ValueError(f"'process' does not fit {what}")
+        return v
+
     @field_validator("source")
     @classmethod
     def _source_fits_kind(cls, v: str | None, info: ValidationInfo) -> str | None:
@@ -225,15 +241,6 @@ class ModelConfig(_Strict):
             raise ValueError(f"kind '{self.kind}' needs a 'source'")
         if (self.role is Role.SPLIT) != (self.share is not None):
             raise ValueError("a model has a 'share' exactly when its role is split")
-        if self.isolation == "process":
-            if self.role in (Role.CHAMPION, Role.SPLIT):
-                raise ValueError(
-                    f"isolation: process is for shadows; a {self.role} answers users and "
-                    "computes in the serving process"
-                )
-            if self.inline or self.kind is ModelKind.HTTP:
-                what = "an inline model" if self.inline else "an http model (it only waits)"
-                raise ValueError(f"isolation: process does not fit {what}")
         return self
 
     def in_model_process(self, role: Role | None = None) -> bool:

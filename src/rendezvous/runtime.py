@@ -11,7 +11,7 @@ import itertools
 import logging
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from .archive.base import Archive, RequestRecord
@@ -103,7 +103,7 @@ class DeploymentRuntime:
         self._started = False
         # the model process, when some models compute there (see isolation/)
         self.model_process: ModelProcess | None = None
-        self._moves: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()  # moves and installs under way
         name = dep.name
         self._latency = metrics.latency.labels(name)
         self._outcomes = {o: metrics.requests.labels(name, o) for o in _OUTCOMES}
@@ -183,9 +183,12 @@ class DeploymentRuntime:
 
     def _move_in(self, name: str) -> None:
         """Compute ``name`` here from now on (a promotion, or a model the child lost)."""
-        task = asyncio.ensure_future(self._start_here(name))
-        self._moves.add(task)
-        task.add_done_callback(self._moves.discard)
+        self._in_background(self._start_here(name))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _start_here(self, name: str) -> None:
         executor = self._executor(self.deployment.model(name), self.instance)
@@ -235,8 +238,8 @@ class DeploymentRuntime:
         if not self._started:
             return
         self._started = False
-        if self._moves:
-            await asyncio.gather(*self._moves, return_exceptions=True)
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*(e.stop(timeout) for e in self.replicas))
         self.executors.clear()
         self.replicas.clear()
@@ -373,9 +376,7 @@ class DeploymentRuntime:
         self.models[name] = model
         process = self.model_process
         if process is not None and name in process.assigned and isinstance(model, Model):
-            task = asyncio.ensure_future(process.install(name, model))
-            self._moves.add(task)
-            task.add_done_callback(self._moves.discard)
+            self._in_background(process.install(name, model))
             return
         for executor in self.replicas:
             if isinstance(executor, ModelExecutor) and executor.name == name:

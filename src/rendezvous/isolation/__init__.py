@@ -1,6 +1,6 @@
-"""Model processes: synchronous models computed away from the serving process's GIL.
+"""The model process: shadow models computed away from the serving process's GIL and CPU.
 
-:class:`~.host.ModelHost` starts and feeds the process, :class:`~.host.ProcessModel` is
-the model an executor holds, :mod:`.child` is what runs in the process, and
-:mod:`.frames` is what the two say over the pipe.
+:class:`~.host.ModelProcess` is the serving process's side (start, hand requests over,
+collect scores, restart), :mod:`.child` is what runs in the process, :mod:`.pipe` carries
+:mod:`.frames` between the two.
 """

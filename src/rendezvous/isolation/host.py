@@ -23,6 +23,7 @@ import os
 import pickle
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -66,6 +67,7 @@ START_TIMEOUT_S = 60.0
 # past a model's queue size the oldest of them become dropped-work error scores.
 MAX_UNREAD_BYTES = 4 * 2**20
 RETRY_S = 0.02
+_THREAD_POOLS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 async def _unless_exit(pipe: ChildPipe, future: asyncio.Future[_T]) -> _T:
@@ -77,8 +79,14 @@ async def _unless_exit(pipe: ChildPipe, future: asyncio.Future[_T]) -> _T:
         exited.cancel()
     if not future.done():
         future.cancel()
+        future.add_done_callback(_retrieve)
         raise RuntimeError(f"the model process exited with code {pipe.exited.result()}")
     return future.result()
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # seen: not "never retrieved"
 
 
 class _Pending:
@@ -118,7 +126,8 @@ class ModelProcess:
         self._blobs: dict[str, bytes] = {}
         self._pending: list[tuple[Request, tuple[str, ...]]] = []
         self._outstanding: dict[str, _Pending] = {}
-        self._unarchived = 0  # scores the child sent and has not written to the archive yet
+        # scores the child sent and has not written yet, oldest first: archived here if it dies
+        self._unarchived: deque[Score] = deque()
         self._installing: dict[str, list[asyncio.Future[str | None]]] = {}
         self._install_lock = asyncio.Lock()
         self._pipe: ChildPipe | None = None
@@ -126,6 +135,7 @@ class ModelProcess:
         self._watch: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._linger = HANDOVER_MS / 1000.0
+        self._up = False  # set once a started child has Init and its models: work may go
         self._closing = False
         self._last_start = 0.0
         self.backlog: dict[str, int] = {}
@@ -137,15 +147,14 @@ class ModelProcess:
         return f"<ModelProcess {self.name} pid={pid} models={list(self.assigned)}>"
 
     @property
+    def pid(self) -> int | None:
+        """The child's process id, while there is one."""
+        return self._pipe.pid if self._pipe is not None else None
+
+    @property
     def running(self) -> bool:
-        ready = self._ready
-        return (
-            self._pipe is not None
-            and self._pipe.alive
-            and ready is not None
-            and ready.done()
-            and ready.exception() is None
-        )
+        """The child is up, has its models, and takes work."""
+        return self._up and self._pipe is not None and self._pipe.alive
 
     @property
     def idle(self) -> bool:
@@ -185,6 +194,10 @@ class ModelProcess:
         self._last_start = time.monotonic()
         env = {**os.environ, ENV_PATH: json.dumps([p for p in sys.path if p])}
         env[ENV_PRIORITY] = self.priority
+        # Numerical libraries start their thread pools on import, before the child can lower
+        # its priority (threads keep the priority they were born with): one thread each, so
+        # every thread of the child is born after the priority is lowered.
+        env.update(dict.fromkeys(_THREAD_POOLS, "1"))
         self._ready = asyncio.get_running_loop().create_future()
         pipe = self._pipe = await ChildPipe.spawn(self._on_frame, env)
         try:
@@ -203,6 +216,7 @@ class ModelProcess:
                 self._unassign(name)
                 self._warn_local(name, f"the model process cannot load it ({error})")
         self._names = tuple(self.assigned)
+        self._up = True
         self.child_priority = hello.priority
         log.info("model process %d of '%s' computes %s at priority %s",
                  hello.pid, self.name, self._names, hello.priority)  # fmt: skip
@@ -234,6 +248,9 @@ class ModelProcess:
                 pipe.kill()
                 await pipe.exited
             pipe.dispose()
+        if self._unarchived:  # killed before it wrote them: written here instead
+            self._archive(list(self._unarchived))
+            self._unarchived.clear()
         self._fail_all("ModelError: the serving process stopped before this was computed")
         self._pipe = None
 
@@ -317,7 +334,8 @@ class ModelProcess:
         self._names = tuple(self.assigned)
 
     def _lose(self, name: str, why: str) -> None:
-        self.remove(name)
+        # The child keeps computing the version it has until the serving process has joined
+        # the bus for this model and calls remove(): no request falls between the two.
         self._on_lost(name, why)
 
     def _install(self, name: str, blob: bytes) -> asyncio.Future[str | None]:
@@ -334,7 +352,9 @@ class ModelProcess:
         if isinstance(frame, Scores):
             self._scored(frame.scores)
         elif isinstance(frame, Archived):
-            self._unarchived -= frame.count
+            unarchived = self._unarchived
+            for _ in range(min(frame.count, len(unarchived))):
+                unarchived.popleft()
         elif isinstance(frame, Status):
             self.backlog = frame.backlog
         elif isinstance(frame, Installed):
@@ -357,7 +377,7 @@ class ModelProcess:
         self._observe(scores)
         self._deliver(scores)
         if self.archive_in_child:
-            self._unarchived += len(scores)
+            self._unarchived.extend(scores)
         else:
             self._archive(scores)
 
@@ -379,8 +399,13 @@ class ModelProcess:
 
     async def _watch_exit(self, pipe: ChildPipe) -> None:
         code = await asyncio.shield(pipe.exited)  # stop() cancels this task, not the pipe
+        self._up = False
         pipe.dispose()
-        self._unarchived = 0  # what the child had not written is lost with it
+        if self._unarchived:
+            # Scored, maybe not written: archived here. Written twice at worst (the child
+            # died between its commit and its acknowledgement), never lost.
+            self._archive(list(self._unarchived))
+            self._unarchived.clear()
         for waiting in self._installing.values():
             for future in waiting:
                 if not future.done():
