@@ -115,6 +115,10 @@ class Collector:
     def waiting(self) -> int:
         return len(self._boxes)
 
+    def waits_for(self, request_id: str) -> bool:
+        """Whether the request's mailbox is still open (its scores may still decide)."""
+        return request_id in self._boxes
+
     def open(self, request_id: str, *, split: str | None = None) -> asyncio.Future[Answer]:
         """Open a mailbox; the future resolves with the answer, by the deadline at the latest.
 

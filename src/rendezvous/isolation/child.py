@@ -45,13 +45,13 @@ from .frames import (
     ModelSpec,
     Ready,
     Remove,
-    Scores,
     Status,
     ToParent,
     Work,
     decoder_to_child,
     encode,
     header,
+    score_frame,
 )
 
 __all__ = ["ENV_PATH", "ENV_PRIORITY", "main"]
@@ -102,7 +102,7 @@ class ChildWorker:
     def _send_scores(self) -> None:
         # one frame for every batch that finished this turn: one wake-up of the parent
         if self._outbox:
-            self.send(Scores(self._outbox))
+            self.send(score_frame(self._outbox))
             self._outbox = []
 
     async def _flushing(self) -> None:

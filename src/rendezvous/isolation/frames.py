@@ -7,6 +7,7 @@ one decoder reads every kind. Requests and scores travel as the bus's own struct
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import msgspec
 
@@ -20,18 +21,22 @@ __all__ = [
     "ModelSpec",
     "Ready",
     "Remove",
+    "ScoreKey",
     "Scores",
     "Status",
     "ToChild",
     "ToParent",
     "Work",
+    "decode_scores",
     "decoder_to_child",
     "decoder_to_parent",
     "encode",
     "header",
+    "score_frame",
 ]
 
 HEADER = struct.Struct(">I")
+_encoder = msgspec.msgpack.Encoder()
 
 
 class ModelSpec(msgspec.Struct, array_like=True):
@@ -92,10 +97,39 @@ class Installed(msgspec.Struct, tag=True, array_like=True):
     error: str | None = None
 
 
-class Scores(msgspec.Struct, tag=True, array_like=True):
-    """One executor batch of scores, already archived when the child has the archive."""
+class ScoreKey(msgspec.Struct, array_like=True, gc=False):
+    """What the serving process needs of every score: whose it is, and how the call went."""
 
-    scores: list[Score]
+    request_id: str
+    model: str
+    error: str | None
+    batch_size: int
+    latency_ms: float
+    computed_at: float
+
+
+class Scores(msgspec.Struct, tag=True, array_like=True):
+    """Scores of this turn of the child's loop, already archived when the child has the
+    archive. ``blob`` is the msgpack of the full ``list[Score]``: the serving process
+    decodes it only when a collector still waits for one of them, or to archive them."""
+
+    keys: list[ScoreKey]
+    blob: bytes
+
+
+def score_frame(scores: Sequence[Score]) -> Scores:
+    keys = [
+        ScoreKey(s.request_id, s.model, s.error, s.batch_size, s.latency_ms, s.computed_at)
+        for s in scores
+    ]
+    return Scores(keys, _encoder.encode(scores))
+
+
+_decode_scores = msgspec.msgpack.Decoder(list[Score]).decode
+
+
+def decode_scores(blob: bytes) -> list[Score]:
+    return _decode_scores(blob)
 
 
 class Archived(msgspec.Struct, tag=True, array_like=True):
@@ -111,8 +145,6 @@ class Status(msgspec.Struct, tag=True, array_like=True):
 
 
 ToParent = Ready | Installed | Scores | Archived | Status
-
-_encoder = msgspec.msgpack.Encoder()
 
 
 def encode(frame: ToChild | ToParent) -> bytes:

@@ -40,10 +40,12 @@ from .frames import (
     ModelSpec,
     Ready,
     Remove,
+    ScoreKey,
     Scores,
     Status,
     ToParent,
     Work,
+    decode_scores,
 )
 from .pipe import ChildPipe
 
@@ -89,14 +91,6 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()  # seen: not "never retrieved"
 
 
-class _Pending:
-    __slots__ = ("models", "request")
-
-    def __init__(self, request: Request, models: set[str]) -> None:
-        self.request = request
-        self.models = models  # the models that have not scored it yet
-
-
 class ModelProcess:
     """One child process computing some models of one deployment at idle CPU priority."""
 
@@ -106,6 +100,7 @@ class ModelProcess:
         *,
         metrics: Metrics,
         deliver: ScoreSink,
+        wanted: Callable[[str], bool],
         archive: ScoreSink,
         archive_in_child: bool,
         on_lost: Callable[[str, str], None],
@@ -116,6 +111,7 @@ class ModelProcess:
         self.metrics = metrics
         self.priority = priority
         self._deliver = deliver  # to the collector
+        self._wanted = wanted  # whether the collector still waits for a request's scores
         self._archive = archive  # the serving process's archive
         self.archive_in_child = archive_in_child
         self._on_lost = on_lost  # a model that cannot compute there any more, and why
@@ -124,10 +120,17 @@ class ModelProcess:
         self._versions: dict[str, str] = {}  # of every model ever here, for error scores
         self._names: tuple[str, ...] = ()
         self._blobs: dict[str, bytes] = {}
-        self._pending: list[tuple[Request, tuple[str, ...]]] = []
-        self._outstanding: dict[str, _Pending] = {}
-        # scores the child sent and has not written yet, oldest first: archived here if it dies
-        self._unarchived: deque[Score] = deque()
+        # Per request, a bit per model still to score it: ints and gc-free structs, so the
+        # bookkeeping of thousands of requests in flight gives the garbage collector nothing
+        # to walk on the serving process's loop.
+        self._bit: dict[str, int] = {}
+        self._mask = 0
+        self._pending: list[tuple[Request, int]] = []
+        self._waiting_for: dict[str, int] = {}
+        self._requests: dict[str, Request] = {}
+        # scores the child sent and has not written yet, oldest first, as the bytes that
+        # came (count still unwritten, msgpack of the scores): archived here if it dies
+        self._unarchived: deque[list[Any]] = deque()
         self._installing: dict[str, list[asyncio.Future[str | None]]] = {}
         self._install_lock = asyncio.Lock()
         self._pipe: ChildPipe | None = None
@@ -159,7 +162,7 @@ class ModelProcess:
     @property
     def idle(self) -> bool:
         """Nothing waiting to be sent, nothing sent and not yet scored and archived."""
-        return not self._pending and not self._outstanding and not self._unarchived
+        return not self._pending and not self._waiting_for and not self._unarchived
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -178,6 +181,7 @@ class ModelProcess:
                 self._warn_local(name, f"it cannot be pickled ({type(exc).__name__}: {exc})")
         if not self.assigned:
             return []
+        self._bit = {name: 1 << i for i, name in enumerate(self.assigned)}
         lingers = [self._specs[n].batch.linger_ms for n in self.assigned]
         if any(v is not None for v in lingers):
             self._linger = min(v for v in lingers if v is not None) / 1000.0
@@ -215,7 +219,7 @@ class ModelProcess:
             if error is not None:
                 self._unassign(name)
                 self._warn_local(name, f"the model process cannot load it ({error})")
-        self._names = tuple(self.assigned)
+        self._assigned_changed()
         self._up = True
         self.child_priority = hello.priority
         log.info("model process %d of '%s' computes %s at priority %s",
@@ -248,9 +252,7 @@ class ModelProcess:
                 pipe.kill()
                 await pipe.exited
             pipe.dispose()
-        if self._unarchived:  # killed before it wrote them: written here instead
-            self._archive(list(self._unarchived))
-            self._unarchived.clear()
+        self._archive_unwritten()  # killed before it wrote them: written here instead
         self._fail_all("ModelError: the serving process stopped before this was computed")
         self._pipe = None
 
@@ -258,11 +260,11 @@ class ModelProcess:
 
     def submit(self, request: Request) -> None:
         """Hand ``request`` to every model computing in the child. Never blocks."""
-        names = self._names
-        if not names:
+        mask = self._mask
+        if not mask:
             return
         pending = self._pending
-        pending.append((request, names))
+        pending.append((request, mask))
         if len(pending) >= MAX_HANDOVER:
             self._flush()
         elif self._timer is None:
@@ -285,9 +287,10 @@ class ModelProcess:
             self._timer = asyncio.get_running_loop().call_later(RETRY_S, self._flush)
             return
         self._pending = []
-        outstanding = self._outstanding
-        for request, names in pending:
-            outstanding[request.id] = _Pending(request, set(names))
+        waiting_for, requests = self._waiting_for, self._requests
+        for request, mask in pending:
+            waiting_for[request.id] = mask
+            requests[request.id] = request
         pipe.send(Work([r for r, _ in pending]))
 
     def _shed(self) -> None:
@@ -331,7 +334,14 @@ class ModelProcess:
     def _unassign(self, name: str) -> None:
         self.assigned.pop(name, None)
         self._blobs.pop(name, None)
+        self._assigned_changed()
+
+    def _assigned_changed(self) -> None:
         self._names = tuple(self.assigned)
+        self._mask = sum(self._bit[n] for n in self.assigned)
+
+    def _models_of(self, mask: int) -> list[str]:
+        return [name for name, bit in self._bit.items() if mask & bit]
 
     def _lose(self, name: str, why: str) -> None:
         # The child keeps computing the version it has until the serving process has joined
@@ -350,11 +360,9 @@ class ModelProcess:
 
     def _on_frame(self, frame: ToParent) -> None:
         if isinstance(frame, Scores):
-            self._scored(frame.scores)
+            self._scored(frame)
         elif isinstance(frame, Archived):
-            unarchived = self._unarchived
-            for _ in range(min(frame.count, len(unarchived))):
-                unarchived.popleft()
+            self._written(frame.count)
         elif isinstance(frame, Status):
             self.backlog = frame.backlog
         elif isinstance(frame, Installed):
@@ -366,22 +374,47 @@ class ModelProcess:
         elif self._ready is not None and not self._ready.done():
             self._ready.set_result(frame)
 
-    def _scored(self, scores: list[Score]) -> None:
-        outstanding = self._outstanding
-        for score in scores:
-            entry = outstanding.get(score.request_id)
-            if entry is not None:
-                entry.models.discard(score.model)
-                if not entry.models:
-                    del outstanding[score.request_id]
-        self._observe(scores)
-        self._deliver(scores)
+    def _scored(self, frame: Scores) -> None:
+        waiting_for, bit, wanted = self._waiting_for, self._bit, self._wanted
+        needed = False
+        for key in frame.keys:
+            rid = key.request_id
+            mask = waiting_for.get(rid)
+            if mask is not None:
+                mask &= ~bit.get(key.model, 0)
+                if mask:
+                    waiting_for[rid] = mask
+                else:
+                    del waiting_for[rid]
+                    del self._requests[rid]
+            needed = needed or wanted(rid)
+        self._observe(frame.keys)
         if self.archive_in_child:
-            self._unarchived.extend(scores)
+            self._unarchived.append([len(frame.keys), frame.blob])
+            if needed:  # a fallback may wait for one of these: the collector sees them all
+                self._deliver(decode_scores(frame.blob))
         else:
+            scores = decode_scores(frame.blob)
+            self._deliver(scores)
             self._archive(scores)
 
-    def _observe(self, scores: list[Score], *, calls: bool = True) -> None:
+    def _written(self, count: int) -> None:
+        unarchived = self._unarchived
+        while count > 0 and unarchived:
+            head = unarchived[0]
+            if head[0] > count:
+                head[0] -= count
+                return
+            count -= head[0]
+            unarchived.popleft()
+
+    def _archive_unwritten(self) -> None:
+        # Whole frames, even one the child wrote in part: written twice at worst, never lost.
+        for _, blob in self._unarchived:
+            self._archive(decode_scores(blob))
+        self._unarchived.clear()
+
+    def _observe(self, scores: Sequence[Score | ScoreKey], *, calls: bool = True) -> None:
         """The executor metrics the child cannot export, from the batches' scores."""
         m, dep = self.metrics, self.name
         seen: set[tuple[str, float, float]] = set()
@@ -401,11 +434,7 @@ class ModelProcess:
         code = await asyncio.shield(pipe.exited)  # stop() cancels this task, not the pipe
         self._up = False
         pipe.dispose()
-        if self._unarchived:
-            # Scored, maybe not written: archived here. Written twice at worst (the child
-            # died between its commit and its acknowledgement), never lost.
-            self._archive(list(self._unarchived))
-            self._unarchived.clear()
+        self._archive_unwritten()  # scored, maybe not written: archived here
         for waiting in self._installing.values():
             for future in waiting:
                 if not future.done():
@@ -428,23 +457,21 @@ class ModelProcess:
 
     # -- error scores the serving process writes itself --------------------------------------
 
-    def _fail(self, items: Sequence[tuple[Request, tuple[str, ...]]], why: str) -> None:
+    def _fail(self, items: Sequence[tuple[Request, int]], why: str) -> None:
         now = time.time()
         self._publish_errors(
-            [self._error(request, name, why, now) for request, names in items for name in names]
+            [
+                self._error(request, name, why, now)
+                for request, mask in items
+                for name in self._models_of(mask)
+            ]
         )
 
     def _fail_all(self, why: str) -> None:
         """Error scores for everything the child had and did not score."""
-        outstanding, self._outstanding = self._outstanding, {}
-        now = time.time()
-        self._publish_errors(
-            [
-                self._error(p.request, name, why, now)
-                for p in outstanding.values()
-                for name in sorted(p.models)
-            ]
-        )
+        waiting_for, self._waiting_for = self._waiting_for, {}
+        requests, self._requests = self._requests, {}
+        self._fail([(requests[rid], mask) for rid, mask in waiting_for.items()], why)
 
     def _publish_errors(self, scores: list[Score]) -> None:
         if not scores:
