@@ -21,6 +21,7 @@ so the open loop runs (b) and (c) in turn ``--repeats`` times and compares the m
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import statistics
 import sys
 import tempfile
@@ -92,6 +93,24 @@ HEADER = (
 )
 
 
+def shadow_work(db: Path) -> tuple[int, int]:
+    """(computed, dropped) shadow scores archived so far in (c)'s archive."""
+    if not db.exists():
+        return 0, 0
+    with sqlite3.connect(db) as conn:
+        row = conn.execute(
+            "SELECT sum(error IS NULL), sum(error LIKE 'dropped:%') FROM scores WHERE model != 'lr'"
+        ).fetchone()
+    return int(row[0] or 0), int(row[1] or 0)
+
+
+def coverage(before: tuple[int, int], after: tuple[int, int]) -> str:
+    done, dropped = after[0] - before[0], after[1] - before[1]
+    total = done + dropped
+    share = 100.0 * done / total if total else 0.0
+    return f"{share:.1f}% of {total} shadow scores computed, {dropped} dropped"
+
+
 def median(results: list[Result]) -> Result:
     """Each figure's median over the runs."""
     return Result(
@@ -125,6 +144,8 @@ def main() -> None:
                     closed[name, conc] = closed_loop(
                         server.port, path, body, connections=conc, seconds=args.seconds
                     )
+        db = Path(tmpdir) / "shadows.db"
+        after_closed = shadow_work(db)
         print("closed loop, ratios against (a):")
         print(HEADER)
         for conc in (8, 64):
@@ -155,6 +176,9 @@ def main() -> None:
             print(row("(b) champ", f"{rate:.0f}/s", b, None) + f"  {label} median")
             print(row("(c) +2 sh", f"{rate:.0f}/s", c, b) + f"  {label} median")
             ratios[label] = c.p99_ms / b.p99_ms
+        # shadows compute on idle CPU only: say how much of their work they did
+        print(f"\n(c) shadows, closed loop: {coverage((0, 0), after_closed)}")
+        print(f"(c) shadows, open loop: {coverage(after_closed, shadow_work(db))}")
         print(
             f"\ntargets: (b)/(a) req/s at c=64 = {b64 / a64:.2f} (>= 1.2); "
             f"(c)/(a) = {c64 / a64:.2f} (>= 1.0); open-loop p99 (c)/(b) = "
