@@ -24,7 +24,7 @@ from .errors import BusError, ConfigError, InputError, ModelLoadError, NotFound,
 from .executor import DecoyExecutor, Executor, ModelExecutor
 from .inputs import RowParser
 from .isolation.host import ModelProcess
-from .messages import Request
+from .messages import Request, Score
 from .metrics import Metrics
 from .models import load_model
 from .models.base import AsyncModel, Model
@@ -125,7 +125,7 @@ class DeploymentRuntime:
         else:
             self.models = await asyncio.to_thread(load_models, dep)
         if self.roles.api:
-            self.bus.subscribe(self.collector.deliver, reply_to=self.reply_to)
+            self.bus.subscribe(self._deliver, reply_to=self.reply_to)
         isolated = await self._start_model_process()
         for cfg in dep.models:
             if not self.roles.runs(cfg.name) or cfg.name in isolated:
@@ -176,6 +176,17 @@ class DeploymentRuntime:
         if placed:
             self.model_process = process
         return set(placed)
+
+    def _deliver(self, scores: Sequence[Score]) -> None:
+        self.collector.deliver(scores)
+        process = self.model_process
+        if process is not None:
+            for score in scores:
+                if score.error is not None:
+                    # a model here failed: a fallback in the model process may be needed
+                    # now, not when the hand-over window closes
+                    process.hand_over()
+                    break
 
     def _lost(self, name: str, why: str) -> None:
         log.error("deployment '%s': model '%s' moves into the serving process: %s",

@@ -301,6 +301,16 @@ async def test_a_raising_champion_falls_back_to_a_challenger_in_the_child(start:
     assert backup.ok and backup.prediction == 0
 
 
+async def test_a_failing_champion_hands_work_over_at_once(start: Any) -> None:
+    # A hand-over window far longer than the deadline: only handing over the moment the
+    # champion fails lets the challenger answer in time.
+    backup = iso("backup", "negated", batch={"linger_ms": 1000})
+    rv = await start(dep([iso("champ", "boom", "champion"), backup], deadline_ms=500))
+    runtime = rv.get("dep")
+    answers = await runtime.predict(rows(5))
+    assert [a.reason for a in answers] == ["fallback:backup"] * 5
+
+
 async def test_a_slow_shadow_in_the_child_does_not_delay_champion_answers(start: Any) -> None:
     shadow = iso("shadow", "slow_batch", options={"mode": "batch"})
     rv = await start(dep([iso("champ", "sign", "champion"), shadow]))

@@ -270,6 +270,10 @@ class ModelProcess:
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self._linger, self._flush)
 
+    def hand_over(self) -> None:
+        """Send what is waiting now instead of when the hand-over window closes."""
+        self._flush()
+
     def _flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
