@@ -62,8 +62,11 @@ ENV_PATH = "RENDEZVOUS_CHILD_PATH"  # the parent's sys.path, so pickles import t
 ENV_PRIORITY = "RENDEZVOUS_CHILD_PRIORITY"
 STATUS_INTERVAL_S = 0.5
 # How often the child writes its scores out and tells the parent: the serving process
-# counts a shadow's work as done only once it is in the archive.
-ARCHIVE_INTERVAL_S = 0.05
+# counts a shadow's work as done only once it is in the archive. Only these flushes write
+# (the archive's own writer thread is told to wait far longer), so every acknowledgement
+# covers exactly what was written, and commits come in few, larger transactions.
+ARCHIVE_INTERVAL_S = 0.2
+_WRITER_IDLE_S = 3600.0
 
 
 class ChildWorker:
@@ -78,7 +81,12 @@ class ChildWorker:
         self.archive: Archive | None = None
         if init.archive is not None:
             base = Path(init.base_dir) if init.base_dir else None
-            self.archive = open_archive(init.archive, base_dir=base, max_buffer=init.archive_buffer)
+            self.archive = open_archive(
+                init.archive,
+                base_dir=base,
+                max_buffer=init.archive_buffer,
+                flush_interval=_WRITER_IDLE_S,
+            )
         self.executors: dict[str, ModelExecutor] = {}
         self._unflushed = 0  # scores sent to the parent and not yet known to be written
         self._outbox: list[Score] = []  # sent as one frame at the end of this loop turn
