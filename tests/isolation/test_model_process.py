@@ -455,17 +455,25 @@ async def test_a_model_that_cannot_be_pickled_computes_in_the_serving_process(
 # -- new versions --------------------------------------------------------------------------
 
 
-async def test_a_new_version_of_an_isolated_model_is_installed_in_the_child(
+async def versioned_chal(
     start: Any,
-) -> None:
+) -> tuple[DeploymentRuntime, ModelProcess, Archive, Callable[[], set[str]]]:
+    """A champion and an isolated challenger at version v1, and the versions it scored with."""
     rv = await start(dep([iso("champ", "sign", "champion"), iso("chal", "sign", version="v1")]))
     runtime = rv.get("dep")
-    process = process_of(runtime)
     archive = runtime.archive
 
     def chal_versions() -> set[str]:
         archive.flush()
         return {s.version for s in archive.scores_for_model("dep", "chal")}
+
+    return runtime, process_of(runtime), archive, chal_versions
+
+
+async def test_a_new_version_of_an_isolated_model_is_installed_in_the_child(
+    start: Any,
+) -> None:
+    runtime, process, archive, chal_versions = await versioned_chal(start)
 
     async with Traffic(runtime) as traffic:
         await until(lambda: chal_versions() == {"v1"}, "v1 scores")
@@ -495,14 +503,7 @@ async def test_a_new_version_of_an_isolated_model_is_installed_in_the_child(
 async def test_a_new_version_that_cannot_be_pickled_moves_into_the_serving_process(
     start: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    rv = await start(dep([iso("champ", "sign", "champion"), iso("chal", "sign", version="v1")]))
-    runtime = rv.get("dep")
-    process = process_of(runtime)
-    archive = runtime.archive
-
-    def chal_versions() -> set[str]:
-        archive.flush()
-        return {s.version for s in archive.scores_for_model("dep", "chal")}
+    runtime, process, archive, chal_versions = await versioned_chal(start)
 
     def moved() -> bool:
         return "chal" in runtime.executors and "chal" not in process.assigned

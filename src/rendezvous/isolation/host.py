@@ -118,7 +118,6 @@ class ModelProcess:
         self._specs = {m.name: m for m in deployment.models}
         self.assigned: dict[str, Model] = {}
         self._versions: dict[str, str] = {}  # of every model ever here, for error scores
-        self._names: tuple[str, ...] = ()
         self._blobs: dict[str, bytes] = {}
         # Per request, a bit per model still to score it: ints and gc-free structs, so the
         # bookkeeping of thousands of requests in flight gives the garbage collector nothing
@@ -223,7 +222,7 @@ class ModelProcess:
         self._up = True
         self.child_priority = hello.priority
         log.info("model process %d of '%s' computes %s at priority %s",
-                 hello.pid, self.name, self._names, hello.priority)  # fmt: skip
+                 hello.pid, self.name, list(self.assigned), hello.priority)  # fmt: skip
 
     def _init(self) -> Init:
         dep = self.deployment
@@ -299,7 +298,7 @@ class ModelProcess:
 
     def _shed(self) -> None:
         """The child is behind: the oldest requests past the queue size become drops."""
-        capacity = max((self._specs[n].queue_size for n in self._names), default=0)
+        capacity = max((self._specs[n].queue_size for n in self.assigned), default=0)
         over = len(self._pending) - capacity
         if over > 0:
             dropped, self._pending = self._pending[:over], self._pending[over:]
@@ -341,7 +340,6 @@ class ModelProcess:
         self._assigned_changed()
 
     def _assigned_changed(self) -> None:
-        self._names = tuple(self.assigned)
         self._mask = sum(self._bit[n] for n in self.assigned)
 
     def _models_of(self, mask: int) -> list[str]:
