@@ -248,6 +248,33 @@ async def test_archive_subscribers_share_the_scores_once_each(make_bus: MakeBus)
     assert shelves[0] and shelves[1]  # shared, not duplicated
 
 
+async def test_the_archive_reads_scores_in_batches_not_one_round_trip_each(
+    make_bus: MakeBus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    producer = await make_bus()
+    await producer.join(DEP, "m")
+    archiver = await make_bus()
+    reads = 0
+    take = archiver._groups.take
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await take(*args, **kwargs)
+
+    monkeypatch.setattr(archiver._groups, "take", counted)
+    archived: list[Score] = []
+    archiver.subscribe(archived.extend, reply_to=None)
+    await eventually(lambda: reads > 0)  # the reader is waiting
+    reads = 0
+    for i in range(40):  # 40 model calls, 5 ms apart: one read each without lingering
+        await producer.publish_scores([score(f"s{i}")])
+        await asyncio.sleep(0.005)
+    await eventually(lambda: len(archived) == 40)
+    assert sorted(s.request_id for s in archived) == sorted(f"s{i}" for i in range(40))
+    assert reads <= 15, f"{reads} reads for 40 score batches"
+
+
 async def test_stopping_archives_the_scores_still_unread(make_bus: MakeBus) -> None:
     archived: list[Score] = []
     archiver = await make_bus()
