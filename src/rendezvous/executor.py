@@ -124,8 +124,7 @@ class Executor:
                     if room > 0 and (self.linger or (max_wait and len(requests) > 1)):
                         requests += await self._more(room, max(self.linger, max_wait))
                     batch_hist.observe(len(requests))
-                    await self._handle(requests)
-                    await bus.ack(dep, name, requests)
+                    await bus.complete(dep, name, requests, await self._handle(requests))
                 finally:
                     self._busy = False
                 self.handled += len(requests)
@@ -145,7 +144,8 @@ class Executor:
             self.deployment, self.name, self.consumer, max_items=room, timeout=0.0
         )
 
-    async def _handle(self, requests: list[Request]) -> None:
+    async def _handle(self, requests: list[Request]) -> list[Score]:
+        """Handle a batch; return the scores to publish before it is acknowledged."""
         raise NotImplementedError
 
 
@@ -206,7 +206,7 @@ class ModelExecutor(Executor):
         task = asyncio.ensure_future(self.bus.publish_scores([score]))
         task.add_done_callback(_log_failure)
 
-    async def _handle(self, requests: list[Request]) -> None:
+    async def _handle(self, requests: list[Request]) -> list[Score]:
         model = self._model  # one object computes the whole batch and names the version
         started = time.time()
         t0 = time.perf_counter()
@@ -226,7 +226,7 @@ class ModelExecutor(Executor):
                         scores.append(self._failed(model, r, row_exc, started, t1))
             else:
                 scores = [self._failed(model, requests[0], exc, started, t0)]
-        await self.bus.publish_scores(scores)
+        return scores
 
     async def _predict(self, model: AnyModel, requests: Sequence[Request]) -> Output:
         rows = np.array([r.features for r in requests], dtype=np.float64)
@@ -336,11 +336,12 @@ class DecoyExecutor(Executor):
         )
         self.archive = archive
 
-    async def _handle(self, requests: list[Request]) -> None:
+    async def _handle(self, requests: list[Request]) -> list[Score]:
         dep, name = self.deployment, self.name
         self.archive.put_inputs(
             [DecoyInput(r.id, dep, name, r.features, r.received_at) for r in requests]
         )
+        return []
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

@@ -70,6 +70,7 @@ class DeploymentRuntime:
         instance: str | None = None,
         models: dict[str, AnyModel] | None = None,
         roles: Roles | None = None,
+        sole_executor: bool = False,
     ) -> None:
         self.deployment = dep = deployment
         self.name = dep.name
@@ -93,6 +94,10 @@ class DeploymentRuntime:
             default=dep.default,
         )
         self.roles = roles or Roles()
+        # The process runs one executor and nothing else (a worker of one model): its model
+        # computes on the event loop, since a thread hand-off costs a wake-up per batch and
+        # there is nobody for a model call to hold up.
+        self.sole_executor = sole_executor
         self._preloaded = models
         # every computing model is loaded, even where it does not run: the API describes
         # models (versions, classes) that may compute in other processes
@@ -241,7 +246,7 @@ class DeploymentRuntime:
             self.bus,
             self.name,
             self.models[cfg.name],
-            inline=cfg.inline,
+            inline=cfg.inline or self.sole_executor,
             **common,
         )
 

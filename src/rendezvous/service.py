@@ -93,6 +93,15 @@ class Rendezvous:
     def ready(self) -> bool:
         return self._started and all(b.ready for b in self.buses.values())
 
+    def _executors_here(self) -> int:
+        """How many model executors a process with these roles runs, in a process that does
+        nothing else (no API, no archive); 0 for any other process."""
+        roles = self.roles
+        if roles.api or roles.archiver:
+            return 0
+        runs = [m for d in self.deployments for m in d.models if m.computes and roles.runs(m.name)]
+        return len(runs) * roles.replicas
+
     async def start(self) -> None:
         if self._started:
             return
@@ -120,6 +129,7 @@ class Rendezvous:
                     metrics=self.metrics,
                     instance=self.instance,
                     roles=self.roles,
+                    sole_executor=self._executors_here() == 1,
                 )
                 await runtime.start()
                 self.runtimes[dep.name] = runtime

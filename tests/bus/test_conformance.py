@@ -178,6 +178,26 @@ async def test_scores_reach_their_collector_and_every_archive_subscriber(bus: Bu
     assert everything[0] == batch[0] or batch[0] in everything  # scores round-trip unchanged
 
 
+async def test_complete_publishes_a_batchs_scores(bus: Bus) -> None:
+    mine: list[Score] = []
+    everything: list[Score] = []
+    bus.subscribe(mine.extend, reply_to="api-1")
+    bus.subscribe(everything.extend, reply_to=None)
+    await bus.join(DEP, "m")
+    for i in range(2):
+        await bus.publish(req(i))
+    batch = await bus.receive(DEP, "m", "c", max_items=10, timeout=1.0)
+    await bus.complete(DEP, "m", batch, [score(r.id) for r in batch])
+    # the executor's next read (a remote backend may send the scores with it)
+    assert await bus.receive(DEP, "m", "c", max_items=10, timeout=0.05) == []
+    for _ in range(50):
+        if len(mine) == 2 and len(everything) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert [s.request_id for s in mine] == ["r0", "r1"]
+    assert sorted(s.request_id for s in everything) == ["r0", "r1"]
+
+
 async def test_publishing_with_no_group_joined_is_harmless(bus: Bus) -> None:
     await bus.publish(req(1, dep="nobody-listens"))
     await bus.publish_scores([])

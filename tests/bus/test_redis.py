@@ -98,6 +98,31 @@ async def test_a_dead_replicas_pending_requests_go_to_a_live_replica(
     assert (await raw.xpending(keys["in"], "m"))["pending"] == 0
 
 
+async def test_complete_acknowledges_only_once_the_scores_are_archived(
+    make_bus: MakeBus, raw: Redis, keys: dict[str, str]
+) -> None:
+    bus = await make_bus()
+    await bus.join(DEP, "m")
+    replies: list[Score] = []
+    bus.subscribe(replies.extend, reply_to="api-1")
+    for i in range(4):
+        await bus.publish(req(i))
+    first = await bus.receive(DEP, "m", "c", max_items=2, timeout=1.0)
+    await bus.complete(DEP, "m", first, [score(r.id) for r in first])
+    second = await bus.receive(DEP, "m", "c", max_items=2, timeout=1.0)  # carries the above
+    assert (await raw.xpending(keys["in"], "m"))["pending"] == 2  # only the batch in hand
+    assert await raw.xlen(keys["scores"]) == 1
+
+    await raw.delete(keys["scores"])
+    await raw.set(keys["scores"], "not a stream")  # adding the archive's copy now fails
+    await bus.complete(DEP, "m", second, [score(r.id) for r in second])
+    assert await bus.receive(DEP, "m", "c", max_items=2, timeout=0.05) == []
+    await eventually(lambda: len(replies) == 4)  # the collector still got its answers
+    pending = await raw.xpending_range(keys["in"], "m", "-", "+", 10)
+    entries = await raw.xrange(keys["in"])  # the second batch stays pending, for redelivery
+    assert sorted(p["message_id"] for p in pending) == [entry_id for entry_id, _ in entries[2:]]
+
+
 async def test_a_request_never_acked_goes_to_the_dead_letter_stream(
     make_bus: MakeBus, raw: Redis, keys: dict[str, str]
 ) -> None:

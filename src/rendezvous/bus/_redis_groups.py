@@ -110,20 +110,24 @@ class GroupReader:
         self, stream: str, group: str, consumer: str, count: int, wait: float, polled: bool
     ) -> list[Entry]:
         """XREADGROUP new entries, waiting up to ``wait`` s for the first."""
-        client, link = self.link.client, self.link
+        # through Link.read: the executor's scores and acknowledgement, posted just before,
+        # go out in the same round trip
         if wait < _SHORT_WAIT_S:
             # Redis times blocked reads out on its cron tick (every 100 ms at the default
             # hz 10): far too coarse for a batch waiting a few ms for company, so poll
             if polled:
                 await asyncio.sleep(max(0.0, min(wait, _POLL_S)))
-            async with link.deadline():
-                got = await client.xreadgroup(group, consumer, {stream: ">"}, count)
+            got = await self.link.read(
+                lambda pipe: pipe.xreadgroup(group, consumer, {stream: ">"}, count)
+            )
         else:
             block = min(wait, MAX_BLOCK_S)
-            async with link.deadline(block):
-                got = await client.xreadgroup(
+            got = await self.link.read(
+                lambda pipe: pipe.xreadgroup(
                     group, consumer, {stream: ">"}, count, block=math.ceil(block * 1000)
-                )
+                ),
+                block,
+            )
         return streams.read_entries(got)
 
     async def bury(

@@ -6,7 +6,10 @@ fast instead of waiting on a dead socket, and the supervisor pings with exponent
 until Redis answers, runs ``on_reconnect`` and declares the link up again.
 
 :meth:`Link.send` coalesces the writes of one event-loop turn into one pipeline: a hundred
-concurrent requests cost one round trip and one connection, not a hundred of each.
+concurrent requests cost one round trip and one connection, not a hundred of each. Writes
+nobody waits for (:meth:`Link.post`) ride instead with the next read, if one comes first
+(:meth:`Link.read`): an executor's scores, its acknowledgement and its next XREADGROUP
+then take one round trip, where each costs ~150 us of CPU on either side.
 
 Every command runs under :meth:`Link.deadline` (``asyncio.timeout``) rather than redis-py's
 ``socket_timeout``: on Python 3.11, redis-py enforces that timeout with ``asyncio.wait_for``,
@@ -20,6 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -43,6 +47,7 @@ _RECONNECT_MAX_S = 2.0
 
 Check = Callable[[Redis], Awaitable[None]]
 Fill = Callable[[Pipeline], object]
+Out = tuple[Fill, "asyncio.Future[None]", bool]  # a write, its outcome, whether awaited
 
 
 def is_down(exc: BaseException) -> bool:
@@ -78,7 +83,7 @@ class Link:
         self._up = asyncio.Event()
         self._trouble = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
-        self._outbox: list[tuple[Fill, asyncio.Future[None]]] = []
+        self._outbox: list[Out] = []
         self._flusher: asyncio.Task[None] | None = None
 
     @property
@@ -134,7 +139,7 @@ class Link:
     async def send(self, fill: Fill) -> None:
         """Run the writes ``fill`` adds to a pipeline, with whatever else came meanwhile."""
         future = asyncio.get_running_loop().create_future()
-        self._outbox.append((fill, future))
+        self._outbox.append((fill, future, True))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name=f"redis-out:{self.name}")
         await future
@@ -144,9 +149,43 @@ class Link:
         is logged (``what`` says what failed), for writes whose loss a retry repairs."""
         future = asyncio.get_running_loop().create_future()
         future.add_done_callback(lambda f: _log_failure(f, what))
-        self._outbox.append((fill, future))
+        self._outbox.append((fill, future, False))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name=f"redis-out:{self.name}")
+
+    async def read(self, command: Fill, block: float = 0.0) -> Any:
+        """Run one read ``command`` (blocking up to ``block`` s) and return its reply, after
+        the posted writes not sent yet, in the same pipeline. If a write someone awaits is
+        waiting too, all are left to the flusher: that caller must not wait on a blocking
+        read, and writes must leave in the order they came."""
+        posted: list[Out] = []
+        if not any(awaited for _, _, awaited in self._outbox):
+            posted, self._outbox = self._outbox, []
+        ends: list[int] = []
+        try:
+            async with self.deadline(block), self.client.pipeline(False) as pipe:
+                for fill, _, _ in posted:
+                    fill(pipe)
+                    ends.append(len(pipe))
+                command(pipe)
+                replies = await pipe.execute(raise_on_error=False)
+        except (*FAILURES, BusError) as exc:
+            for _, future, _ in posted:
+                if not future.done():
+                    future.set_exception(self.error("writing", exc))
+            raise
+        start = 0
+        for (_, future, _), end in zip(posted, ends, strict=True):
+            failed = [r for r in replies[start:end] if isinstance(r, BaseException)]
+            start = end
+            if not future.done():
+                if failed:
+                    future.set_exception(self.error("writing", failed[0]))
+                else:
+                    future.set_result(None)
+        if isinstance(replies[-1], BaseException):
+            raise replies[-1]
+        return replies[-1]
 
     async def _flush(self) -> None:
         try:
@@ -155,12 +194,12 @@ class Link:
                 failure: BaseException | None = None
                 try:
                     async with self.deadline(), self.client.pipeline(False) as pipe:
-                        for fill, _ in batch:
+                        for fill, _, _ in batch:
                             fill(pipe)
                         await pipe.execute()
                 except (*FAILURES, BusError) as exc:
                     failure = exc
-                for _, future in batch:
+                for _, future, _ in batch:
                     if future.done():  # its caller went away; the entry went out anyway
                         continue
                     if failure is None:

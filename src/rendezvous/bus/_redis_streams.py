@@ -17,6 +17,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
 __all__ = [
+    "FINISH",
     "Entry",
     "Keys",
     "Taken",
@@ -103,6 +104,21 @@ if count > #claimed then
 end
 if backlog >= 0 then backlog = math.max(0, backlog - #fresh) end
 return {claimed, fresh, dropped, buried, backlog}
+"""
+
+
+# An executor's end of a batch: its scores on the deployment's scores stream, then its
+# requests acknowledged, atomically: an error adding the scores leaves the requests pending,
+# for redelivery. Both keys carry the deployment's hash tag (one Cluster slot).
+# KEYS: scores stream, input stream. ARGV: maxlen, payload ('' for none), group, ids...
+FINISH = """
+if ARGV[2] ~= '' then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 's', ARGV[2])
+end
+if #ARGV > 3 then
+  return redis.call('XACK', KEYS[2], ARGV[3], unpack(ARGV, 4))
+end
+return 0
 """
 
 

@@ -9,7 +9,8 @@ Semantics every backend keeps (the conformance suite in ``tests/bus`` checks the
   requests are dropped and reported to ``on_drop``, never queued without bound, so a lagging
   shadow cannot hold memory or time that the champion needs.
 * ``receive`` returns what is waiting (up to ``max_items``) as soon as anything is there, or
-  an empty list after ``timeout`` seconds. ``ack`` confirms a batch once its scores are out.
+  an empty list after ``timeout`` seconds. ``ack`` confirms a batch once its scores are out;
+  ``complete`` does both, in that order.
 * ``publish_scores`` delivers scores to the handler subscribed for their ``reply_to`` (the
   collector of the API process that waits) and to every handler subscribed to all scores
   (the archive), or to the deployments such a subscriber names.
@@ -84,6 +85,16 @@ class Bus(ABC):
         self, deployment: str, group: str, requests: Sequence[Request]
     ) -> None:
         """Confirm that ``requests`` were handled and their scores published."""
+
+    async def complete(
+        self, deployment: str, group: str, requests: Sequence[Request], scores: Sequence[Score]
+    ) -> None:
+        """An executor's end of a batch: publish its ``scores``, then acknowledge
+        ``requests``; never the acknowledgement without the scores. A backend may return
+        before either reaches its server (Redis sends both with the next read); a failure
+        then leaves the requests unacknowledged, for redelivery."""
+        await self.publish_scores(scores)
+        await self.ack(deployment, group, requests)
 
     @abstractmethod
     async def publish_scores(self, scores: Sequence[Score]) -> None:

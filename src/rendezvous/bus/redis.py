@@ -248,18 +248,49 @@ class RedisBus(Bus):
         return await self._requests(taken.entries, deployment, group, reading)
 
     async def ack(self, deployment: str, group: str, requests: Sequence[Request]) -> None:
-        reading = self._joined.get((deployment, group))
-        if reading is None:
-            return
-        pop = reading.inflight.pop
-        ids = [i for i in (pop(r.id, None) for r in requests) if i is not None]
+        ids = self._inflight_ids(deployment, group, requests)
         if not ids:
             return
         key = self._keys.input(deployment)
-        # Not awaited: the acknowledgement rides with the next pipeline, after the scores
-        # it confirms (the outbox is FIFO), and the executor takes its next batch at once.
-        # A lost ack leaves the entries pending; a replica claims and redoes them later.
+        # Not awaited: the acknowledgement rides with the next pipeline (or read), after the
+        # scores it confirms (writes leave in order), and the executor takes its next batch
+        # at once. A lost ack leaves the entries pending; a replica claims and redoes them.
         self._link.post(lambda pipe: pipe.xack(key, group, *ids), f"ack {deployment}/{group}")
+
+    async def complete(
+        self, deployment: str, group: str, requests: Sequence[Request], scores: Sequence[Score]
+    ) -> None:
+        """Posted, not awaited: the scores and the acknowledgement leave with this
+        process's next read, normally the executor's next XREADGROUP, so a batch costs one
+        round trip. Reply streams get their scores first; then one script (``FINISH``) adds
+        the archive's copy and acknowledges, so an ack never goes without the scores."""
+        self._link.check_up()
+        ids = self._inflight_ids(deployment, group, requests)
+        writes, archived = self._score_writes(scores)
+        own = archived.pop(deployment, b"")
+        if not ids and not own and not writes and not archived:
+            return
+        scores_key, input_key = self._keys.scores(deployment), self._keys.input(deployment)
+        maxlen = self.maxlen
+
+        def fill(pipe: Pipeline) -> None:
+            self._fill_scores(pipe, writes, archived)
+            pipe.eval(streams.FINISH, 2, scores_key, input_key, maxlen, own, group, *ids)
+
+        self._link.post(fill, f"scores of {deployment}/{group}")
+        self._scores.watch(deployment)
+        for dep in archived:
+            self._scores.watch(dep)
+
+    def _inflight_ids(
+        self, deployment: str, group: str, requests: Sequence[Request]
+    ) -> list[bytes]:
+        """The stream ids of ``requests`` delivered to this process and not acked yet."""
+        reading = self._joined.get((deployment, group))
+        if reading is None:
+            return []
+        pop = reading.inflight.pop
+        return [i for i in (pop(r.id, None) for r in requests) if i is not None]
 
     def backlog(self, deployment: str, group: str) -> int:
         reading = self._joined.get((deployment, group))
@@ -313,25 +344,32 @@ class RedisBus(Bus):
         if not scores:
             return
         self._link.check_up()
+        writes, archived = self._score_writes(scores)
+        await self._link.send(lambda pipe: self._fill_scores(pipe, writes, archived))
+        for dep in archived:
+            self._scores.watch(dep)
+
+    def _score_writes(
+        self, scores: Sequence[Score]
+    ) -> tuple[list[tuple[str, bytes]], dict[str, bytes]]:
+        """(reply stream, payload) per collector, and the archive's payload per deployment."""
         by_reply: dict[str, list[Score]] = {}
         by_dep: dict[str, list[Score]] = {}
         for s in scores:
             by_reply.setdefault(s.reply_to, []).append(s)
             by_dep.setdefault(s.deployment, []).append(s)
-        keys, maxlen, ttl_ms = self._keys, self.maxlen, int(self.reply_ttl * 1000)
-        writes = [(keys.reply(r), _encode(b)) for r, b in by_reply.items() if r]
-        archived = [(keys.scores(d), _encode(b)) for d, b in by_dep.items()]
+        writes = [(self._keys.reply(r), _encode(b)) for r, b in by_reply.items() if r]
+        return writes, {d: _encode(b) for d, b in by_dep.items()}
 
-        def fill(pipe: Pipeline) -> None:
-            for key, payload in writes:
-                pipe.xadd(key, {b"s": payload}, maxlen=maxlen)
-                pipe.pexpire(key, ttl_ms)
-            for key, payload in archived:
-                pipe.xadd(key, {b"s": payload}, maxlen=maxlen)
-
-        await self._link.send(fill)
-        for dep in by_dep:
-            self._scores.watch(dep)
+    def _fill_scores(
+        self, pipe: Pipeline, writes: list[tuple[str, bytes]], archived: dict[str, bytes]
+    ) -> None:
+        maxlen, ttl_ms = self.maxlen, int(self.reply_ttl * 1000)
+        for key, payload in writes:
+            pipe.xadd(key, {b"s": payload}, maxlen=maxlen)
+            pipe.pexpire(key, ttl_ms)
+        for dep, payload in archived.items():
+            pipe.xadd(self._keys.scores(dep), {b"s": payload}, maxlen=maxlen)
 
     def subscribe(
         self,
