@@ -268,16 +268,17 @@ async def _closed_loop(host: str, port: int, path: str, body: bytes, connections
                   float(np.percentile(arr, 99)), errors)  # fmt: skip
 
 
-def _generate(function: str, args: tuple[object, ...]) -> Result:
-    # a separate process, pinned to the other core, so the generator never shares the
-    # server's CPU
+def _generate(function: str, args: tuple[object, ...], pin: bool = True) -> Result:
+    # a separate process, pinned to the other core (unless ``pin`` is False), so the
+    # generator never shares the server's CPU
     code = (
         f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
         "import _harness as h, uvloop; "
         f"r = uvloop.run(h.{function}(*{args!r})); print(json.dumps(r.__dict__))"
     )
-    proc = subprocess.run(pinned(1, [sys.executable, "-c", code]), capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    argv = [sys.executable, "-c", code]
+    proc = subprocess.run(pinned(1, argv) if pin else argv, capture_output=True, text=True,
+                          check=False)  # fmt: skip
     if proc.returncode != 0:
         raise RuntimeError(f"load generator failed: {proc.stderr[-3000:]}")
     return Result(**json.loads(proc.stdout))
@@ -289,10 +290,12 @@ def open_loop(port: int, path: str, body: bytes, *, rate: float, seconds: float,
     return _generate("_open_loop", ("127.0.0.1", port, path, body, rate, seconds, connections))
 
 
-def closed_loop(port: int, path: str, body: bytes, *, connections: int, seconds: float) -> Result:
+def closed_loop(port: int, path: str, body: bytes, *, connections: int, seconds: float,
+                pin: bool = True) -> Result:  # fmt: skip
     """Maximum throughput at a concurrency: wrk where installed (C, much lighter than any
     Python client), otherwise an async Python client in its own process."""
     if shutil.which("wrk"):
         url = f"http://127.0.0.1:{port}{path}"
-        return wrk(url, body, connections=connections, seconds=seconds)
-    return _generate("_closed_loop", ("127.0.0.1", port, path, body, connections, seconds))
+        return wrk(url, body, connections=connections, seconds=seconds, pin=pin)
+    args = ("127.0.0.1", port, path, body, connections, seconds)
+    return _generate("_closed_loop", args, pin)

@@ -1,17 +1,19 @@
 """Scale-out benchmark: the memory bus against the Redis bus, then 1 against 2 workers.
 
 1. The HTTP benchmark's model and load (LogisticRegression on breast_cancer, one row per
-   request, wrk at concurrency 8 and 64), champion alone and with two shadows: one process
-   with the memory bus, against one API process + one worker process per model + an
-   archiver over a Redis bus (a throwaway redis-server).
+   request, concurrency 8 and 64), champion alone and with two shadows: one process with
+   the memory bus, against one API process + one worker process per model + an archiver
+   over a Redis bus (a throwaway redis-server).
 2. A CPU-bound model (pure Python, a few ms of CPU per row, so threads cannot share it
    under the GIL): 1 worker process against 2.
 
     .venv/bin/python benchmarks/scale_out.py [--seconds 10] [--repeats 3]
 
-Needs wrk and redis-server. Nothing is pinned here: worker processes need both cores. Each
-comparison runs its variants in turn ``--repeats`` times and reports the medians: on a small
-shared machine one run moves by more than the differences measured.
+Needs redis-server. Load comes from wrk where installed, as in the HTTP benchmark, else
+from its Python client (much heavier: figures from the two do not compare). Nothing is
+pinned here: worker processes need both cores. Each comparison runs its variants in turn
+``--repeats`` times and reports the medians: on a small shared machine one run moves by
+more than the differences measured.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from pathlib import Path
 
 import yaml
-from _harness import Processes, Result, Server, free_port, wrk
+from _harness import Processes, Result, Server, closed_loop, free_port
 from http_serving import HEADER, PATH, build, median, row
 
 HERE = Path(__file__).parent
@@ -94,9 +96,12 @@ def measure(
 ) -> dict[int, Result]:
     with server:
         time.sleep(1.0)  # workers join their groups
-        url = f"http://127.0.0.1:{server.port}{PATH}"
-        wrk(url, body, connections=8, seconds=2, pin=False)  # warm-up
-        return {c: wrk(url, body, connections=c, seconds=seconds, pin=False) for c in concs}
+        port = server.port
+        closed_loop(port, PATH, body, connections=8, seconds=2, pin=False)  # warm-up
+        return {
+            c: closed_loop(port, PATH, body, connections=c, seconds=seconds, pin=False)
+            for c in concs
+        }
 
 
 def main() -> None:
@@ -104,9 +109,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each run")
     parser.add_argument("--repeats", type=int, default=3, help="runs of each variant")
     args = parser.parse_args()
-    for tool in ("wrk", "redis-server"):
-        if not shutil.which(tool):
-            sys.exit(f"{tool} is needed: apt-get install {tool}")
+    if not shutil.which("redis-server"):
+        sys.exit("redis-server is needed: apt-get install redis-server")
     mem: dict[str, dict[int, Result]] = {}
     red: dict[str, dict[int, Result]] = {}
     with tempfile.TemporaryDirectory() as tmpdir, Processes() as procs:
