@@ -176,9 +176,10 @@ class ModelConfig(_Strict):
     queue_size: int = Field(default=1000, ge=1)
     # role split: the share of requests this model answers (A/B test, canary release)
     share: float | None = Field(default=None, gt=0, le=1)
-    # Run predictions on the event loop instead of the model's own thread. Only for models
-    # known to be fast: a slow inline model delays every other request in the process.
-    inline: bool = False
+    # Where a synchronous model's calls run: ``true`` on the event loop, ``false`` on the
+    # model's own thread, unset on the loop while its calls prove fast (see inline.py) —
+    # except shadows in a process that answers users, which stay on their thread.
+    inline: bool | None = None
     # Where a synchronous shadow computes: ``process`` is the deployment's model process (a
     # GIL of its own, idle CPU priority: it never delays the champion), ``thread`` a thread
     # of the serving process. Unset: ``process`` for challengers and canaries of a memory

@@ -9,8 +9,8 @@ calls come in batches and leave the CPU to the champion.
 
 Synchronous models run on the executor's own thread, so a slow shadow (or one that sleeps)
 never holds the event loop that answers users; ``inline`` models run on the loop itself,
-which saves a thread hand-off for models known to be fast. A model exception becomes an
-error score, never a dead executor.
+which saves a thread hand-off, always or while they prove fast (``inline.py``). A model
+exception becomes an error score, never a dead executor.
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ import numpy as np
 from .archive.base import Archive, DecoyInput
 from .bus.base import Bus
 from .config import BatchConfig
+from .inline import InlinePolicy
 from .messages import Request, Score
 from .metrics import Metrics
-from .models.base import AsyncModel, Model, Output, check_output
+from .models.base import AsyncModel, Matrix, Model, Output, check_output
 
 __all__ = ["DecoyExecutor", "Executor", "ModelExecutor"]
 
@@ -162,7 +163,7 @@ class ModelExecutor(Executor):
         capacity: int,
         metrics: Metrics,
         consumer: str = "0",
-        inline: bool = False,
+        inline: bool | None = False,
         linger_ms: float = 0.0,
     ) -> None:
         super().__init__(
@@ -176,7 +177,7 @@ class ModelExecutor(Executor):
             linger_ms=linger_ms,
         )
         self._model: AnyModel = model
-        self._inline = inline
+        self._inline = InlinePolicy(inline)  # None: on the loop while the model is fast
         self._pool: ThreadPoolExecutor | None = None
         self._score_latency = self.metrics.score_latency.labels(deployment, model.name)
         self._errors = self.metrics.model_errors.labels(deployment, model.name)
@@ -188,6 +189,7 @@ class ModelExecutor(Executor):
     def swap(self, model: AnyModel) -> None:
         """Replace the model; the next batch uses the new object. Assignment is atomic."""
         self._model = model
+        self._inline.reset()
 
     async def _close(self) -> None:
         model = self._model
@@ -232,13 +234,18 @@ class ModelExecutor(Executor):
         rows = np.array([r.features for r in requests], dtype=np.float64)
         if isinstance(model, AsyncModel):
             out = await model.predict(rows)
-        elif self._inline:
-            out = model.predict(rows)
+        elif self._inline.on_loop:
+            t0 = time.perf_counter()
+            try:
+                out = model.predict(rows)
+            finally:  # a slow raise counts too: it held the loop as long
+                self._inline.observe(time.perf_counter() - t0)
         else:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"model-{self.name}")
             loop = asyncio.get_running_loop()
-            out = await loop.run_in_executor(self._pool, model.predict, rows)
+            out, elapsed = await loop.run_in_executor(self._pool, _timed, model, rows)
+            self._inline.observe(elapsed)
         return check_output(out, len(requests), model.info)
 
     def _scores(
@@ -342,6 +349,13 @@ class DecoyExecutor(Executor):
             [DecoyInput(r.id, dep, name, r.features, r.received_at) for r in requests]
         )
         return []
+
+
+def _timed(model: Model, rows: Matrix) -> tuple[Output, float]:
+    """On the model's thread: its output for ``rows`` and how long it took."""
+    t0 = time.perf_counter()
+    out = model.predict(rows)
+    return out, time.perf_counter() - t0
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

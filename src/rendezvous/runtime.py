@@ -246,9 +246,18 @@ class DeploymentRuntime:
             self.bus,
             self.name,
             self.models[cfg.name],
-            inline=cfg.inline or self.sole_executor,
+            inline=self._inline(cfg),
             **common,
         )
+
+    def _inline(self, cfg: ModelConfig) -> bool | None:
+        """Where ``cfg``'s calls run (see ``ModelConfig.inline``): True on the loop, False on
+        its thread, None on the loop while they prove fast."""
+        if self.sole_executor:
+            return True
+        if cfg.inline is None and self.roles.api and cfg.role not in (Role.CHAMPION, Role.SPLIT):
+            return False  # a shadow here: even a fast call on the loop delays an answer
+        return cfg.inline
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Stop the executors once they have drained what is queued. Idempotent."""

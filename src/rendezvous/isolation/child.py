@@ -160,6 +160,7 @@ class ChildWorker:
             capacity=spec.queue_size,
             metrics=self.metrics,
             linger_ms=spec.linger_ms,
+            inline=None,  # nobody waits on this loop: fast models skip the thread hand-off
         )
 
     async def work(self, frame: Work) -> None:

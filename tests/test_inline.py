@@ -1,0 +1,98 @@
+"""Fast synchronous models compute on the event loop; slow ones, and shadows next to the
+API, on their own thread (rendezvous.inline)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rendezvous.config import parse_deployment
+from rendezvous.inline import FAST_S, PROBE, InlinePolicy
+from rendezvous.service import Rendezvous
+
+FAST, SLOW = FAST_S / 10, FAST_S * 2
+
+
+def test_a_fast_model_moves_to_the_loop_after_a_streak_of_fast_calls() -> None:
+    policy = InlinePolicy(None)
+    for _ in range(PROBE - 1):
+        policy.observe(FAST)
+    assert not policy.on_loop
+    policy.observe(FAST)
+    assert policy.on_loop
+
+
+def test_a_slow_call_on_the_loop_sends_the_model_back_for_twice_as_long() -> None:
+    policy = InlinePolicy(None)
+    for _ in range(PROBE):
+        policy.observe(FAST)
+    policy.observe(SLOW)
+    assert not policy.on_loop
+    for _ in range(2 * PROBE - 1):
+        policy.observe(FAST)
+    assert not policy.on_loop
+    policy.observe(FAST)
+    assert policy.on_loop
+
+
+def test_a_slow_call_on_the_thread_restarts_the_streak() -> None:
+    policy = InlinePolicy(None)
+    for _ in range(PROBE - 1):
+        policy.observe(FAST)
+    policy.observe(SLOW)
+    for _ in range(PROBE - 1):
+        policy.observe(FAST)
+    assert not policy.on_loop
+
+
+def test_a_new_version_proves_itself_again() -> None:
+    policy = InlinePolicy(None)
+    for _ in range(PROBE):
+        policy.observe(FAST)
+    policy.reset()
+    assert not policy.on_loop
+
+
+@pytest.mark.parametrize("fixed", [True, False])
+def test_a_fixed_choice_holds_whatever_the_calls_take(fixed: bool) -> None:
+    policy = InlinePolicy(fixed)
+    for elapsed in [SLOW] * 3 + [FAST] * (4 * PROBE):
+        policy.observe(elapsed)
+        assert policy.on_loop is fixed
+
+
+@pytest.mark.parametrize(
+    ("source", "inline", "expected"),
+    [
+        ("loop_models:where", None, "loop"),
+        ("loop_models:slow_where", None, "thread"),
+        ("loop_models:where", False, "thread"),
+    ],
+    ids=["fast", "slow", "inline: false"],
+)
+async def test_where_a_champion_computes(
+    tmp_path: Path, source: str, inline: bool | None, expected: str
+) -> None:
+    model: dict[str, Any] = {"name": "m", "kind": "python", "source": source, "role": "champion"}
+    if inline is not None:
+        model["inline"] = inline
+    shadow = {"name": "s", "kind": "python", "source": "loop_models:where",
+              "isolation": "thread"}  # fmt: skip
+    spec = {"name": "dep", "schema": {"features": ["x"]}, "archive": "memory",
+            "deadline_ms": 5000, "models": [model, shadow]}  # fmt: skip
+    async with Rendezvous([parse_deployment(spec, base_dir=tmp_path)]) as rv:
+        runtime = rv.get("dep")
+        answers = [(await runtime.predict_one([float(i)])).prediction for i in range(PROBE + 4)]
+        deadline = time.monotonic() + 5
+        while not runtime.idle:  # the shadow finishes after the answers
+            assert time.monotonic() < deadline, "the shadow did not drain"
+            await asyncio.sleep(0.01)
+        runtime.archive.flush()
+        shadows = [s.prediction for s in runtime.archive.scores_for_model("dep", "s")]
+    assert answers[0] == "thread"  # every model starts on its thread
+    assert answers[-3:] == [expected] * 3
+    assert shadows and set(shadows) == {"thread"}  # a shadow beside the API never moves
