@@ -1,4 +1,4 @@
-"""Shared fixtures: started services, and real PostgreSQL for the tests that need it."""
+"""Shared fixtures: started services, and real Redis and PostgreSQL for the tests that need them."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 from pg_server import PostgresServer, drop_schema, find_server, schema_name
 from rendezvous.config import Deployment
 from rendezvous.service import Rendezvous
+from servers import redis_url_for_tests
 
 
 @pytest.fixture
@@ -26,6 +27,17 @@ async def start() -> AsyncIterator[Callable[..., Any]]:
     yield _start
     for s in services:
         await s.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis for the session: a throwaway server, or the local one on 6379 (tests
+    that share it use keys of their own)."""
+    pytest.importorskip("redis")
+    url, server = redis_url_for_tests(tmp_path_factory.mktemp("redis"))
+    yield url
+    if server is not None:
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from rendezvous.bus import Bus, MemoryBus
-from servers import redis_url_for_tests
 
 
 def _memory(request: pytest.FixtureRequest) -> Bus:
@@ -35,15 +34,6 @@ async def bus(request: pytest.FixtureRequest) -> AsyncIterator[Bus]:
     backend = BACKENDS[request.param](request)
     async with backend:
         yield backend
-
-
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A Redis for the session: a throwaway server, or the local one on 6379."""
-    url, server = redis_url_for_tests(tmp_path_factory.mktemp("redis"))
-    yield url
-    if server is not None:
-        server.stop()
 
 
 @pytest.fixture

@@ -16,16 +16,6 @@ from sklearn.dummy import DummyRegressor
 from rendezvous.registry import CHAMPION, FileRegistry
 from rendezvous.roles import Roles
 from rendezvous.service import Rendezvous
-from servers import redis_url_for_tests
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    pytest.importorskip("redis")
-    url, server = redis_url_for_tests(tmp_path_factory.mktemp("redis"))
-    yield url
-    if server is not None:
-        server.stop()
 
 
 @pytest.fixture

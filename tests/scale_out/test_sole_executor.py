@@ -5,7 +5,6 @@ models on their own threads, so a slow model cannot hold up what shares the loop
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,6 @@ import pytest
 from rendezvous.config import parse_deployment
 from rendezvous.roles import Roles
 from rendezvous.service import Rendezvous
-from servers import redis_url_for_tests
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    pytest.importorskip("redis")
-    url, server = redis_url_for_tests(tmp_path_factory.mktemp("redis"))
-    yield url
-    if server is not None:
-        server.stop()
 
 
 @pytest.mark.parametrize(
@@ -56,4 +45,16 @@ async def test_only_a_process_with_a_sole_executor_computes_on_the_loop(
         Rendezvous([dep], roles=roles),
     ):
         answers = [await api.get(name).predict_one([float(i)]) for i in range(3)]
+    await _forget(redis_url, name)
     assert [(a.model, a.prediction) for a in answers] == [("where", expected)] * 3
+
+
+async def _forget(redis_url: str, name: str) -> None:
+    """Delete the deployment's keys: the session's Redis may be one the tests share."""
+    from redis.asyncio import Redis
+
+    async with Redis.from_url(redis_url) as client:
+        keys = [k async for k in client.scan_iter(match=f"*{name}*", count=1000)]
+        if keys:
+            await client.delete(*keys)
+        await client.srem("rv:deployments", name)
