@@ -253,7 +253,7 @@ class DeploymentRuntime:
     def _inline(self, cfg: ModelConfig) -> bool | None:
         """Where ``cfg``'s calls run (see ``ModelConfig.inline``): True on the loop, False on
         its thread, None on the loop while they prove fast."""
-        if self.sole_executor:
+        if self.sole_executor and cfg.inline is not False:
             return True
         if cfg.inline is None and self.roles.api and cfg.role not in (Role.CHAMPION, Role.SPLIT):
             return False  # a shadow here: even a fast call on the loop delays an answer

@@ -15,19 +15,20 @@ from rendezvous.service import Rendezvous
 
 
 @pytest.mark.parametrize(
-    ("roles", "expected"),
+    ("roles", "inline", "expected"),
     [
-        (Roles.worker(["where"]), "loop"),
-        (Roles.worker(["where"], replicas=2), "thread"),  # two executors share the loop
-        (Roles.worker(["where", "other"]), "thread"),
+        (Roles.worker(["where"]), None, "loop"),
+        (Roles.worker(["where"]), False, "thread"),  # the deployment file has the last word
+        (Roles.worker(["where"], replicas=2), None, "thread"),  # two executors share the loop
+        (Roles.worker(["where", "other"]), None, "thread"),
     ],
-    ids=["one executor", "two replicas", "two models"],
+    ids=["one executor", "inline: false", "two replicas", "two models"],
 )
 async def test_only_a_process_with_a_sole_executor_computes_on_the_loop(
-    tmp_path: Path, redis_url: str, roles: Roles, expected: str
+    tmp_path: Path, redis_url: str, roles: Roles, inline: bool | None, expected: str
 ) -> None:
     name = f"loop-{uuid.uuid4().hex[:8]}"
-    model = {"kind": "python", "source": "loop_models:where"}
+    model = {"kind": "python", "source": "loop_models:where", "inline": inline}
     spec = {
         "name": name,
         "schema": {"features": ["x"]},

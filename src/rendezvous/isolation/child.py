@@ -160,7 +160,8 @@ class ChildWorker:
             capacity=spec.queue_size,
             metrics=self.metrics,
             linger_ms=spec.linger_ms,
-            inline=None,  # nobody waits on this loop: fast models skip the thread hand-off
+            # nobody waits on this loop: unless told otherwise, fast models skip the hand-off
+            inline=spec.inline,
         )
 
     async def work(self, frame: Work) -> None:

@@ -46,6 +46,7 @@ class ModelSpec(msgspec.Struct, array_like=True):
     batch: dict[str, float | int | None]  # a BatchConfig, as its fields
     queue_size: int
     linger_ms: float
+    inline: bool | None = None  # ModelConfig.inline: unset, calls move to the loop once fast
 
 
 # -- parent to child ----------------------------------------------------------------------
