@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 from pg_server import PostgresServer, drop_schema, find_server, schema_name
 from rendezvous.config import Deployment
 from rendezvous.service import Rendezvous
-from servers import redis_url_for_tests
+from servers import delete_keys, redis_url_for_tests
 
 
 @pytest.fixture
@@ -38,6 +39,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield url
     if server is not None:
         server.stop()
+
+
+@pytest.fixture
+def deployment_name(redis_url: str) -> Iterator[str]:
+    """A deployment name of the test's own: the bus's keys carry it, and go afterwards
+    (the session's Redis may be one the tests share)."""
+    from redis import Redis
+
+    name = f"dep-{uuid.uuid4().hex[:8]}"
+    yield name
+    delete_keys(redis_url, f"*{name}*")
+    with Redis.from_url(redis_url) as client:
+        client.srem("rv:deployments", name)
 
 
 @pytest.fixture(scope="session")

@@ -110,3 +110,13 @@ def redis_url_for_tests(directory: Path) -> tuple[str, RedisServer | None]:
     if reachable("127.0.0.1", 6379):
         return "redis://127.0.0.1:6379/0", None
     need(HOW_TO_GET_REDIS)
+
+
+def delete_keys(redis_url: str, match: str) -> None:
+    """Delete the keys matching ``match`` (a SCAN pattern): a test's own, on a shared Redis."""
+    from redis import Redis
+
+    with Redis.from_url(redis_url) as client:
+        keys = list(client.scan_iter(match=match, count=1000))
+        if keys:
+            client.delete(*keys)

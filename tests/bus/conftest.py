@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 import pytest
 
 from rendezvous.bus import Bus, MemoryBus
+from servers import delete_keys
 
 
 def _memory(request: pytest.FixtureRequest) -> Bus:
@@ -42,11 +43,6 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 
     A plain fixture (sync client): the ``bus`` fixture asks for it while its loop runs.
     """
-    from redis import Redis
-
     prefix = f"rvtest-{uuid.uuid4().hex[:12]}"
     yield prefix
-    with Redis.from_url(redis_url) as client:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
+    delete_keys(redis_url, f"{prefix}:*")

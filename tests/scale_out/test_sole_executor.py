@@ -4,7 +4,6 @@ models on their own threads, so a slow model cannot hold up what shares the loop
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import pytest
@@ -25,9 +24,14 @@ from rendezvous.service import Rendezvous
     ids=["one executor", "inline: false", "two replicas", "two models"],
 )
 async def test_only_a_process_with_a_sole_executor_computes_on_the_loop(
-    tmp_path: Path, redis_url: str, roles: Roles, inline: bool | None, expected: str
+    tmp_path: Path,
+    redis_url: str,
+    deployment_name: str,
+    roles: Roles,
+    inline: bool | None,
+    expected: str,
 ) -> None:
-    name = f"loop-{uuid.uuid4().hex[:8]}"
+    name = deployment_name
     model = {"kind": "python", "source": "loop_models:where", "inline": inline}
     spec = {
         "name": name,
@@ -46,16 +50,4 @@ async def test_only_a_process_with_a_sole_executor_computes_on_the_loop(
         Rendezvous([dep], roles=roles),
     ):
         answers = [await api.get(name).predict_one([float(i)]) for i in range(3)]
-    await _forget(redis_url, name)
     assert [(a.model, a.prediction) for a in answers] == [("where", expected)] * 3
-
-
-async def _forget(redis_url: str, name: str) -> None:
-    """Delete the deployment's keys: the session's Redis may be one the tests share."""
-    from redis.asyncio import Redis
-
-    async with Redis.from_url(redis_url) as client:
-        keys = [k async for k in client.scan_iter(match=f"*{name}*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-        await client.srem("rv:deployments", name)
