@@ -145,12 +145,15 @@ def wrk(url: str, body: bytes, *, connections: int, seconds: float, pin: bool = 
         pinned(1, argv) if pin else argv, capture_output=True, text=True, check=True
     ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    errors = (int(bad.group(1)) if bad else 0) + (sum(map(int, errs.groups())) if errs else 0)
-    return Result(rps, p50, p99, errors)
+    refused = int(bad.group(1)) if bad else 0
+    errors = refused + (sum(map(int, errs.groups())) if errs else 0)
+    # answers only: wrk's Requests/sec counts a 503 too, and a refusal is not throughput
+    return Result(rps * (total - refused) / max(total, 1), p50, p99, errors)
 
 
 class _Conn(asyncio.Protocol):

@@ -7,10 +7,11 @@ Same scikit-learn LogisticRegression on breast_cancer (30 features, one row per 
   (c) shadows   rendezvous with the champion + 2 shadow models (archive on, as in production)
 
 Closed loop at concurrency 8 and 64 (req/s, p50, p99, ratios to (a)) with wrk, or with an
-async Python generator where wrk is not installed; then an open loop at the same offered
-load for (b) and (c) to compare p99, at two loads: half the bare endpoint's capacity, and
-half the capacity of the slower of (b) and (c). Servers are pinned to CPU 0 (a model
-process they start inherits that), the load generator to CPU 1.
+async Python generator where wrk is not installed; req/s counts answers only (a refusal such
+as a 503 shows in the errors column, never as throughput). Then an open loop at the same
+offered load for (b) and (c) to compare p99, at two loads: half the bare endpoint's
+capacity, and half the capacity of the slower of (b) and (c). Servers are pinned to CPU 0
+(a model process they start inherits that), the load generator to CPU 1.
 
 A p99 over a few seconds on a small shared machine moves by 2x from one run to the next,
 so the open loop runs (b) and (c) in turn ``--repeats`` times and compares the medians.

@@ -91,6 +91,12 @@ class Metrics:
             ["deployment"],
             registry=r,
         )
+        self.archive_waits = Counter(
+            "rendezvous_archive_waits",
+            "Requests that waited for the archive writer to catch up before acceptance",
+            ["deployment"],
+            registry=r,
+        )
         self.archive_backlog = Gauge(
             "rendezvous_archive_backlog",
             "Requests accepted but not yet written to the archive",

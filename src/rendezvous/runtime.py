@@ -14,13 +14,14 @@ import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
+from .admission import Admission
 from .archive.base import Archive, RequestRecord
 from .bus.base import Bus
 from .bus.memory import MemoryBus
 from .collector import Answer, Collector, ScheduleStep
 from .config import Deployment, ModelConfig, Role
 from .enrich import build_enrichers
-from .errors import BusError, ConfigError, InputError, ModelLoadError, NotFound, Overloaded, Problem
+from .errors import BusError, ConfigError, InputError, ModelLoadError, NotFound, Problem
 from .executor import DecoyExecutor, Executor, ModelExecutor
 from .inputs import RowParser
 from .isolation.host import ModelProcess
@@ -92,6 +93,13 @@ class DeploymentRuntime:
             champion=dep.champion.name,
             deadline_s=dep.deadline_ms / 1000.0,
             default=dep.default,
+        )
+        self.admission = Admission(
+            dep.name,
+            archive,
+            max_wait_s=dep.deadline_ms / 1000.0,
+            waits=metrics.archive_waits.labels(dep.name),
+            refusals=metrics.rejected.labels(dep.name, "overloaded"),
         )
         self.roles = roles or Roles()
         # The process runs one executor and nothing else (a worker of one model): its model
@@ -264,6 +272,7 @@ class DeploymentRuntime:
         if not self._started:
             return
         self._started = False
+        await self.admission.stop()
         if self._background:
             await asyncio.gather(*self._background, return_exceptions=True)
         await asyncio.gather(*(e.stop(timeout) for e in self.replicas))
@@ -300,12 +309,7 @@ class DeploymentRuntime:
     async def _one(self, features: list[float], key: str | None = None) -> Answer:
         if not self.roles.api:
             raise RuntimeError(f"this process does not serve requests for '{self.name}'")
-        if self.archive.full:
-            self.metrics.rejected.labels(self.name, "overloaded").inc()
-            raise Overloaded(
-                f"deployment '{self.name}': archive backlog is full "
-                f"({self.archive.max_buffer} requests); try again shortly"
-            )
+        await self.admission.admit()
         request = Request(
             f"{self.instance}-{self.name}-{next(self._ids)}",  # unique across deployments
             self.name,

@@ -24,6 +24,7 @@ from rendezvous.archive import (
     RequestRecord,
     SQLiteArchive,
 )
+from rendezvous.archive import base as archive_base
 from rendezvous.archive.base import Event, Example
 from rendezvous.errors import ArchiveError
 from rendezvous.messages import Score
@@ -388,6 +389,58 @@ def test_backlog_and_full_follow_max_buffer(backend: Backend) -> None:
     archive.flush()
     assert (archive.backlog, archive.full) == (0, False)
     assert archive.counts("fraud") == {"requests": 3, "scores": 2, "inputs": 0, "examples": 0}
+
+
+def test_behind_at_half_the_buffer(backend: Backend) -> None:
+    archive = backend.make(max_buffer=4, flush_interval=3600)
+    archive.put_request(req(1))
+    assert (archive.behind, archive.full) == (False, False)
+    archive.put_request(req(2))
+    assert (archive.behind, archive.full) == (True, False)  # requests should wait now
+    archive.start()
+    archive.flush()
+    assert archive.behind is False
+
+
+def test_batches_are_capped_and_flush_writes_them_all_in_order(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archive_base, "BATCH_REQUESTS", 2)
+    archive = backend.make(flush_interval=3600)
+    archive.start()
+    batches: list[tuple[int, int, int]] = []
+    real_store = archive._store
+
+    def counting_store(reqs: Any, scores: Any, inputs: Any) -> None:
+        batches.append((len(reqs), len(scores), len(inputs)))
+        real_store(reqs, scores, inputs)
+
+    monkeypatch.setattr(archive, "_store", counting_store)
+    put_many(archive, 5)  # 5 requests, 15 scores, 5 inputs
+    archive.flush()
+    # at most 2 requests, 8 scores and 2 inputs a batch, until nothing is left
+    assert batches == [(2, 8, 2), (2, 7, 2), (1, 0, 1)]
+    assert archive.backlog == 0
+    assert [r.id for r in archive.requests("fraud")] == [f"r{i}" for i in range(5)]
+    assert archive.counts("fraud") == {"requests": 5, "scores": 15, "inputs": 5, "examples": 0}
+
+
+def test_the_writer_thread_writes_capped_batches_back_to_back(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(archive_base, "BATCH_REQUESTS", 2)
+    archive = backend.make(flush_interval=3600)  # only a left-over batch may skip the wait
+    put_many(archive, 5)
+    archive.start()
+    archive._wake.set()  # one pass: it must not stop after the first capped batch
+    done = threading.Event()
+    for _ in range(500):
+        if archive.backlog == 0:
+            done.set()
+            break
+        done.wait(0.01)
+    assert done.is_set()
+    assert archive.counts("fraud")["requests"] == 5
 
 
 def test_a_batch_being_written_still_counts_in_the_backlog(

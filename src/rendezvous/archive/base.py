@@ -1,9 +1,12 @@
 """The Archive: every request as the models saw it, every score, every rendezvous choice.
 
 Writes never happen on the request path: ``put_*`` appends to a buffer in memory and a
-writer thread stores whole batches (``_store``). The buffer is bounded by the number of
-requests waiting to be written; when it is full the API refuses new requests (503) rather
-than accept work it might lose. ``stop()`` flushes everything accepted.
+writer thread stores it in batches (``_store``). The buffer is bounded by the number of
+requests waiting to be written. Once the writer falls behind by half the buffer
+(:attr:`Archive.behind`), the API makes new requests wait for it (backpressure: the serving
+loop idles, and the writer gets the CPU it was lowered off); when the buffer is full the API
+refuses new requests (503) rather than accept work it might lose. ``stop()`` flushes
+everything accepted.
 
 A backend implements the storage verbs (``_open``, ``_store``, ``_close``) and the queries;
 the :class:`Archive` base class owns buffering, the writer thread and the lifecycle.
@@ -31,6 +34,10 @@ log = logging.getLogger("rendezvous.archive")
 # The writer thread's priority (see rendezvous.priority): lowered, never idle, so that a busy
 # machine still writes the archive while the thread holds the GIL it shares with serving.
 WRITER_PRIORITY = "nice:10"
+# Requests per batch written (scores: four times as many). A whole buffer in one batch would
+# hold the backlog at its peak until the last row is in; capped batches shrink it every few
+# tens of ms, so requests waiting for room move on steadily.
+BATCH_REQUESTS = 2048
 
 
 class RequestRecord(msgspec.Struct, frozen=True, gc=False):
@@ -134,7 +141,7 @@ class Archive(ABC):
         thread.join(timeout)
         self._thread = None
         try:
-            self._flush()  # anything that raced the writer's last pass
+            self.flush()  # anything that raced the writer's last pass
         finally:
             self._close()
 
@@ -156,6 +163,11 @@ class Archive(ABC):
     def full(self) -> bool:
         return self.backlog >= self.max_buffer
 
+    @property
+    def behind(self) -> bool:
+        """Whether the writer is half a buffer behind: new requests should wait for it."""
+        return 2 * self.backlog >= self.max_buffer
+
     def put_request(self, record: RequestRecord) -> None:
         with self._lock:
             self._requests.append(record)
@@ -170,7 +182,8 @@ class Archive(ABC):
 
     def flush(self) -> None:
         """Write everything buffered now (from any thread)."""
-        self._flush()
+        while self._flush():
+            pass
 
     # -- writer thread ------------------------------------------------------------------------
 
@@ -178,26 +191,30 @@ class Archive(ABC):
         # The writer's SQLite and socket work runs without the GIL, on the CPU the event
         # loop needs too: lowered, it yields that CPU the moment a request comes in.
         lower_priority(WRITER_PRIORITY)
+        more = False
         while not self._stopping:
-            self._wake.wait(self.flush_interval)
-            self._wake.clear()
+            if not more:  # a capped batch left rows behind: no pause before the next
+                self._wake.wait(self.flush_interval)
+                self._wake.clear()
             try:
-                self._flush()
+                more = self._flush()
             except ArchiveError:
                 # Only raised once stopping: the batch is back in the buffer, and stop()'s
                 # own flush retries it and reports the failure to its caller, not to a
                 # thread nobody joins.
                 return
 
-    def _flush(self) -> None:
+    def _flush(self) -> bool:
+        """Write one batch (at most ``BATCH_REQUESTS``); whether rows were left behind."""
         with self._flush_lock:
             with self._lock:
-                reqs, self._requests = self._requests, []
-                scores, self._scores = self._scores, []
-                inputs, self._inputs = self._inputs, []
+                reqs, self._requests = _split(self._requests, BATCH_REQUESTS)
+                scores, self._scores = _split(self._scores, 4 * BATCH_REQUESTS)
+                inputs, self._inputs = _split(self._inputs, BATCH_REQUESTS)
                 self._inflight = len(reqs)
+                more = bool(self._requests or self._scores or self._inputs)
             if not (reqs or scores or inputs):
-                return
+                return False
             try:
                 self._store_retrying(reqs, scores, inputs)
             except ArchiveError:
@@ -211,6 +228,7 @@ class Archive(ABC):
             self.written["requests"] += len(reqs)
             self.written["scores"] += len(scores)
             self.written["inputs"] += len(inputs)
+            return more
 
     def _store_retrying(
         self,
@@ -334,3 +352,10 @@ class Archive(ABC):
         limit: int | None = None,
     ) -> list[Event]:
         """Events of a deployment with ``seq > after_seq`` (of ``kinds``), in ``seq`` order."""
+
+
+def _split(items: list[Any], n: int) -> tuple[list[Any], list[Any]]:
+    """The first ``n`` of ``items`` and the rest (``items`` itself when it is short)."""
+    if len(items) <= n:
+        return items, []
+    return items[:n], items[n:]
