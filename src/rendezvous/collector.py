@@ -14,7 +14,7 @@ and the deadline are loop timers, so a decision costs no thread hand-off.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,9 +115,10 @@ class Collector:
     def waiting(self) -> int:
         return len(self._boxes)
 
-    def waits_for(self, request_id: str) -> bool:
-        """Whether the request's mailbox is still open (its scores may still decide)."""
-        return request_id in self._boxes
+    def waits_for_any(self, request_ids: Iterable[str]) -> bool:
+        """Whether any of these requests' mailboxes is still open (their scores may still
+        decide)."""
+        return not self._boxes.keys().isdisjoint(request_ids)
 
     def open(self, request_id: str, *, split: str | None = None) -> asyncio.Future[Answer]:
         """Open a mailbox; the future resolves with the answer, by the deadline at the latest.

@@ -174,7 +174,7 @@ class DeploymentRuntime:
             self.deployment,
             metrics=self.metrics,
             deliver=self.collector.deliver,
-            wanted=self.collector.waits_for,
+            wanted=self.collector.waits_for_any,
             archive=self.archive.put_scores,
             archive_in_child=self.deployment.archive != "memory",
             on_lost=self._lost,

@@ -15,22 +15,25 @@ from ..messages import Request, Score
 
 __all__ = [
     "Archived",
+    "Call",
     "Init",
     "Install",
     "Installed",
     "ModelSpec",
+    "Outgoing",
     "Ready",
     "Remove",
-    "ScoreKey",
     "Scores",
     "Status",
     "ToChild",
     "ToParent",
     "Work",
+    "WorkOut",
     "decode_scores",
     "decoder_to_child",
     "decoder_to_parent",
     "encode",
+    "encoded",
     "header",
     "score_frame",
 ]
@@ -75,6 +78,19 @@ class Work(msgspec.Struct, tag=True, array_like=True):
     requests: list[Request]
 
 
+class WorkOut(msgspec.Struct, tag="Work", array_like=True):
+    """A ``Work`` frame as the serving process writes it: each request was encoded when it
+    was handed over, so sending a frame costs a copy, not a burst of encoding on the loop
+    that answers users."""
+
+    requests: list[msgspec.Raw]
+
+
+def encoded(request: Request) -> msgspec.Raw:
+    """One request, ready for a :class:`WorkOut`."""
+    return msgspec.Raw(_encoder.encode(request))
+
+
 class Remove(msgspec.Struct, tag=True, array_like=True):
     """Stop computing ``model`` once what is queued for it is done (it moved to the parent)."""
 
@@ -82,6 +98,7 @@ class Remove(msgspec.Struct, tag=True, array_like=True):
 
 
 ToChild = Init | Install | Work | Remove
+Outgoing = Init | Install | WorkOut | Remove
 
 
 # -- child to parent ----------------------------------------------------------------------
@@ -98,15 +115,16 @@ class Installed(msgspec.Struct, tag=True, array_like=True):
     error: str | None = None
 
 
-class ScoreKey(msgspec.Struct, array_like=True, gc=False):
-    """What the serving process needs of every score: whose it is, and how the call went."""
+class Call(msgspec.Struct, array_like=True):
+    """One model call in the child (or one dropped request): whose scores it made and how
+    it went. The serving process keeps its books and metrics per call, not per score."""
 
-    request_id: str
     model: str
-    error: str | None
+    request_ids: list[str]
     batch_size: int
     latency_ms: float
-    computed_at: float
+    errors: int = 0  # scores that are errors, dropped work aside
+    dropped: int = 0  # scores for work the model never computed (its queue was full)
 
 
 class Scores(msgspec.Struct, tag=True, array_like=True):
@@ -114,16 +132,27 @@ class Scores(msgspec.Struct, tag=True, array_like=True):
     archive. ``blob`` is the msgpack of the full ``list[Score]``: the serving process
     decodes it only when a collector still waits for one of them, or to archive them."""
 
-    keys: list[ScoreKey]
+    calls: list[Call]
     blob: bytes
 
 
 def score_frame(scores: Sequence[Score]) -> Scores:
-    keys = [
-        ScoreKey(s.request_id, s.model, s.error, s.batch_size, s.latency_ms, s.computed_at)
-        for s in scores
-    ]
-    return Scores(keys, _encoder.encode(scores))
+    """The frame for ``scores``, as executors publish them: a model call's scores together."""
+    calls: list[Call] = []
+    last: tuple[str, float, float] | None = None
+    call = Call("", [], 0, 0.0)
+    for s in scores:
+        key = (s.model, s.computed_at, s.latency_ms)
+        if key != last:
+            last, call = key, Call(s.model, [], s.batch_size, s.latency_ms)
+            calls.append(call)
+        call.request_ids.append(s.request_id)
+        if s.error is not None:
+            if s.error.startswith("dropped:"):
+                call.dropped += 1
+            else:
+                call.errors += 1
+    return Scores(calls, _encoder.encode(scores))
 
 
 _decode_scores = msgspec.msgpack.Decoder(list[Score]).decode
@@ -148,7 +177,7 @@ class Status(msgspec.Struct, tag=True, array_like=True):
 ToParent = Ready | Installed | Scores | Archived | Status
 
 
-def encode(frame: ToChild | ToParent) -> bytes:
+def encode(frame: ToChild | Outgoing | ToParent) -> bytes:
     """The frame with its length header, ready to write."""
     body = _encoder.encode(frame)
     return HEADER.pack(len(body)) + body

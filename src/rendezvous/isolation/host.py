@@ -24,8 +24,10 @@ import pickle
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
+
+import msgspec
 
 from ..config import Deployment
 from ..messages import Request, Score
@@ -34,18 +36,19 @@ from ..models.base import Model
 from .child import ENV_PATH, ENV_PRIORITY
 from .frames import (
     Archived,
+    Call,
     Init,
     Install,
     Installed,
     ModelSpec,
     Ready,
     Remove,
-    ScoreKey,
     Scores,
     Status,
     ToParent,
-    Work,
+    WorkOut,
     decode_scores,
+    encoded,
 )
 from .pipe import ChildPipe
 
@@ -100,7 +103,7 @@ class ModelProcess:
         *,
         metrics: Metrics,
         deliver: ScoreSink,
-        wanted: Callable[[str], bool],
+        wanted: Callable[[Iterable[str]], bool],
         archive: ScoreSink,
         archive_in_child: bool,
         on_lost: Callable[[str, str], None],
@@ -111,7 +114,7 @@ class ModelProcess:
         self.metrics = metrics
         self.priority = priority
         self._deliver = deliver  # to the collector
-        self._wanted = wanted  # whether the collector still waits for a request's scores
+        self._wanted = wanted  # whether the collector still waits for any of these requests
         self._archive = archive  # the serving process's archive
         self.archive_in_child = archive_in_child
         self._on_lost = on_lost  # a model that cannot compute there any more, and why
@@ -124,7 +127,7 @@ class ModelProcess:
         # to walk on the serving process's loop.
         self._bit: dict[str, int] = {}
         self._mask = 0
-        self._pending: list[tuple[Request, int]] = []
+        self._pending: list[tuple[msgspec.Raw, Request, int]] = []  # encoded, request, mask
         self._waiting_for: dict[str, int] = {}
         self._requests: dict[str, Request] = {}
         # scores the child sent and has not written yet, oldest first, as the bytes that
@@ -263,7 +266,7 @@ class ModelProcess:
         if not mask:
             return
         pending = self._pending
-        pending.append((request, mask))
+        pending.append((encoded(request), request, mask))
         if len(pending) >= MAX_HANDOVER:
             self._flush()
         elif self._timer is None:
@@ -283,7 +286,10 @@ class ModelProcess:
         pipe = self._pipe
         if pipe is None or not self.running:
             self._pending = []
-            self._fail(pending, "ModelError: the model process is not running (restarting)")
+            self._fail(
+                [(r, m) for _, r, m in pending],
+                "ModelError: the model process is not running (restarting)",
+            )
             return
         if pipe.unread > MAX_UNREAD_BYTES:
             self._shed()
@@ -291,10 +297,10 @@ class ModelProcess:
             return
         self._pending = []
         waiting_for, requests = self._waiting_for, self._requests
-        for request, mask in pending:
+        for _, request, mask in pending:
             waiting_for[request.id] = mask
             requests[request.id] = request
-        pipe.send(Work([r for r, _ in pending]))
+        pipe.send(WorkOut([raw for raw, _, _ in pending]))
 
     def _shed(self) -> None:
         """The child is behind: the oldest requests past the queue size become drops."""
@@ -302,7 +308,10 @@ class ModelProcess:
         over = len(self._pending) - capacity
         if over > 0:
             dropped, self._pending = self._pending[:over], self._pending[over:]
-            self._fail(dropped, "dropped: model queue full (the model process is behind)")
+            self._fail(
+                [(r, m) for _, r, m in dropped],
+                "dropped: model queue full (the model process is behind)",
+            )
 
     # -- models -----------------------------------------------------------------------------
 
@@ -377,22 +386,26 @@ class ModelProcess:
             self._ready.set_result(frame)
 
     def _scored(self, frame: Scores) -> None:
-        waiting_for, bit, wanted = self._waiting_for, self._bit, self._wanted
+        # per call, not per score, wherever it can: this runs on the loop that answers users
+        waiting_for, requests, wanted = self._waiting_for, self._requests, self._wanted
         needed = False
-        for key in frame.keys:
-            rid = key.request_id
-            mask = waiting_for.get(rid)
-            if mask is not None:
-                mask &= ~bit.get(key.model, 0)
-                if mask:
-                    waiting_for[rid] = mask
-                else:
-                    del waiting_for[rid]
-                    del self._requests[rid]
-            needed = needed or wanted(rid)
-        self._observe(frame.keys)
+        count = 0
+        for call in frame.calls:
+            clear = ~self._bit.get(call.model, 0)
+            for rid in call.request_ids:
+                mask = waiting_for.get(rid)
+                if mask is not None:
+                    mask &= clear
+                    if mask:
+                        waiting_for[rid] = mask
+                    else:
+                        del waiting_for[rid]
+                        del requests[rid]
+            count += len(call.request_ids)
+            needed = needed or wanted(call.request_ids)
+            self._count(call)
         if self.archive_in_child:
-            self._unarchived.append([len(frame.keys), frame.blob])
+            self._unarchived.append([count, frame.blob])
             if needed:  # a fallback may wait for one of these: the collector sees them all
                 self._deliver(decode_scores(frame.blob))
         else:
@@ -416,21 +429,16 @@ class ModelProcess:
             self._archive(decode_scores(blob))
         self._unarchived.clear()
 
-    def _observe(self, scores: Sequence[Score | ScoreKey], *, calls: bool = True) -> None:
-        """The executor metrics the child cannot export, from the batches' scores."""
-        m, dep = self.metrics, self.name
-        seen: set[tuple[str, float, float]] = set()
-        for s in scores:
-            if s.error is not None and s.error.startswith("dropped:"):
-                m.dropped.labels(dep, s.model).inc()
-                continue
-            if s.error is not None:
-                m.model_errors.labels(dep, s.model).inc()
-            batch = (s.model, s.computed_at, s.latency_ms)  # one model call
-            if calls and batch not in seen:
-                seen.add(batch)
-                m.batch_size.labels(dep, s.model).observe(s.batch_size)
-                m.score_latency.labels(dep, s.model).observe(s.latency_ms / 1000.0)
+    def _count(self, call: Call) -> None:
+        """The executor metrics the child cannot export, from one of its calls."""
+        m, dep, model = self.metrics, self.name, call.model
+        if call.dropped:
+            m.dropped.labels(dep, model).inc(call.dropped)
+        if call.errors:
+            m.model_errors.labels(dep, model).inc(call.errors)
+        if call.dropped < len(call.request_ids):  # the model computed: a call, not drops
+            m.batch_size.labels(dep, model).observe(call.batch_size)
+            m.score_latency.labels(dep, model).observe(call.latency_ms / 1000.0)
 
     async def _watch_exit(self, pipe: ChildPipe) -> None:
         code = await asyncio.shield(pipe.exited)  # stop() cancels this task, not the pipe
@@ -478,7 +486,12 @@ class ModelProcess:
     def _publish_errors(self, scores: list[Score]) -> None:
         if not scores:
             return
-        self._observe(scores, calls=False)
+        m, dep = self.metrics, self.name
+        for s in scores:
+            if s.error is not None and s.error.startswith("dropped:"):
+                m.dropped.labels(dep, s.model).inc()
+            else:
+                m.model_errors.labels(dep, s.model).inc()
         self._deliver(scores)
         self._archive(scores)  # the child never saw these: the serving process archives them
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Mapping
 from typing import cast
 
-from .frames import HEADER, ToChild, ToParent, decoder_to_parent, encode
+from .frames import HEADER, Outgoing, ToParent, decoder_to_parent, encode
 
 __all__ = ["ChildPipe"]
 
@@ -80,7 +80,7 @@ class ChildPipe(asyncio.SubprocessProtocol):
         """Bytes written and not yet taken by the child."""
         return self._stdin.get_write_buffer_size() if self._stdin is not None else 0
 
-    def send(self, frame: ToChild) -> None:
+    def send(self, frame: Outgoing) -> None:
         if self._stdin is not None and not self._stdin.is_closing():
             self._stdin.write(encode(frame))
 
