@@ -45,6 +45,21 @@ def test_render_draws_every_table(archive: MemoryArchive, traffic: Traffic) -> N
     assert len(empty) == 2  # no labels, no policy
 
 
+def test_latencies_print_in_fixed_decimals(archive: MemoryArchive, traffic: Traffic) -> None:
+    for i in range(4):
+        traffic.request(f"r{i}", T0 + i)
+        traffic.score(f"r{i}", "champ", T0 + i, prediction=1, latency_ms=12.345)
+    traffic.flush()
+    result = compare(archive, deployment(), Window(last=4))
+    console = Console(record=True, width=200)
+    console.print(render(result)[0])
+    text = console.export_text()
+    p50 = result.model("champ").operations.p50_ms
+    assert p50 is not None and p50 > 10
+    assert f"│  {p50:.2f} │" in text
+    assert "e+01" not in text
+
+
 def test_models_can_be_chosen_and_pinned_to_a_version(
     archive: MemoryArchive, traffic: Traffic
 ) -> None:

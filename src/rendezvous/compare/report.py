@@ -189,7 +189,7 @@ def render(comparison: Comparison) -> list[Table]:
         o = r.operations
         ops.add_row(
             r.model, r.role, str(o.served), _pct(o.fallback_rate), _pct(o.error_rate),
-            _pct(o.timeout_rate), _num(o.p50_ms, 1), _num(o.p99_ms, 1),
+            _pct(o.timeout_rate), _ms(o.p50_ms), _ms(o.p99_ms),
         )  # fmt: skip
     tables = [ops]
 
@@ -242,6 +242,11 @@ def render(comparison: Comparison) -> list[Table]:
 
 def _num(value: float | None, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}g}"
+
+
+def _ms(value: float | None) -> str:
+    # Fixed decimals, not significant digits: a 12.3 ms p99 must not print as "1e+01".
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _pct(value: float | None) -> str:
