@@ -13,3 +13,20 @@ def where(row: dict[str, float]) -> str:
 def slow_where(row: dict[str, float]) -> str:
     time.sleep(0.002)  # over inline.FAST_S: never earns a place on the loop
     return where(row)
+
+
+SLOW_FROM = 66  # = inline.PROBE + 2: two fast calls on the loop first
+
+
+def blocks_later(row: dict[str, float]) -> str:
+    if row["x"] >= SLOW_FROM:
+        time.sleep(0.001)  # blocked, not computing: over FAST_S of wall, far under of CPU
+    return where(row)
+
+
+def burns_later(row: dict[str, float]) -> str:
+    if row["x"] >= SLOW_FROM:
+        start = time.thread_time()
+        while time.thread_time() - start < 0.001:  # over FAST_S of the thread's own CPU
+            pass
+    return where(row)

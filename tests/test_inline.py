@@ -10,8 +10,9 @@ from typing import Any
 
 import pytest
 
+import loop_models
 from rendezvous.config import parse_deployment
-from rendezvous.inline import FAST_S, PROBE, InlinePolicy
+from rendezvous.inline import FAST_S, PROBE, STALL_S, InlinePolicy
 from rendezvous.service import Rendezvous
 
 FAST, SLOW = FAST_S / 10, FAST_S * 2
@@ -39,6 +40,39 @@ def test_a_slow_call_on_the_loop_sends_the_model_back_for_twice_as_long() -> Non
     assert policy.on_loop
 
 
+def on_loop() -> InlinePolicy:
+    policy = InlinePolicy(None)
+    for _ in range(PROBE):
+        policy.observe(FAST)
+    assert policy.on_loop
+    return policy
+
+
+def test_one_held_up_call_per_probe_is_forgiven() -> None:
+    policy = on_loop()
+    policy.observe(SLOW, cpu=FAST)  # the thread was held up, not the model
+    assert policy.on_loop
+    for _ in range(PROBE):
+        policy.observe(FAST)
+    policy.observe(SLOW, cpu=FAST)  # PROBE calls later: forgiven again
+    assert policy.on_loop
+    for _ in range(PROBE - 1):
+        policy.observe(FAST)
+    policy.observe(SLOW, cpu=FAST)  # a second one too soon: back to the thread
+    assert not policy.on_loop
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "cpu"),
+    [(SLOW, SLOW), (STALL_S * 2, FAST), (SLOW, None)],
+    ids=["the model computed long", "held up too long", "CPU not measured"],
+)
+def test_other_slow_calls_are_not_forgiven(elapsed: float, cpu: float | None) -> None:
+    policy = on_loop()
+    policy.observe(elapsed, cpu)
+    assert not policy.on_loop
+
+
 def test_a_slow_call_on_the_thread_restarts_the_streak() -> None:
     policy = InlinePolicy(None)
     for _ in range(PROBE - 1):
@@ -49,12 +83,17 @@ def test_a_slow_call_on_the_thread_restarts_the_streak() -> None:
     assert not policy.on_loop
 
 
-def test_a_new_version_proves_itself_again() -> None:
+def test_a_new_version_proves_itself_again_and_is_forgiven_again() -> None:
     policy = InlinePolicy(None)
     for _ in range(PROBE):
         policy.observe(FAST)
+    policy.observe(SLOW, cpu=FAST)  # forgiven: uses up this PROBE's forgiveness
     policy.reset()
     assert not policy.on_loop
+    for _ in range(PROBE):
+        policy.observe(FAST)
+    policy.observe(SLOW, cpu=FAST)
+    assert policy.on_loop
 
 
 @pytest.mark.parametrize("fixed", [True, False])
@@ -96,3 +135,23 @@ async def test_where_a_champion_computes(
     assert answers[0] == "thread"  # every model starts on its thread
     assert answers[-3:] == [expected] * 3
     assert shadows and set(shadows) == {"thread"}  # a shadow beside the API never moves
+
+
+@pytest.mark.parametrize(
+    ("source", "after"),
+    [("loop_models:blocks_later", ["loop", "loop", "thread"]),
+     ("loop_models:burns_later", ["loop", "thread", "thread"])],
+    ids=["blocked: forgiven once", "computing: sent back at once"],
+)  # fmt: skip
+async def test_the_executor_tells_a_held_up_call_from_a_slow_model(
+    tmp_path: Path, source: str, after: list[str]
+) -> None:
+    assert loop_models.SLOW_FROM == PROBE + 2
+    model = {"name": "m", "kind": "python", "source": source, "role": "champion"}
+    spec = {"name": "dep", "schema": {"features": ["x"]}, "archive": "memory",
+            "deadline_ms": 5000, "models": [model]}  # fmt: skip
+    async with Rendezvous([parse_deployment(spec, base_dir=tmp_path)]) as rv:
+        runtime = rv.get("dep")
+        answers = [(await runtime.predict_one([float(i)])).prediction for i in range(PROBE + 5)]
+    assert answers[PROBE : PROBE + 2] == ["loop", "loop"]  # fast on the loop
+    assert answers[PROBE + 2:] == after  # fmt: skip

@@ -235,11 +235,11 @@ class ModelExecutor(Executor):
         if isinstance(model, AsyncModel):
             out = await model.predict(rows)
         elif self._inline.on_loop:
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), time.thread_time()
             try:
                 out = model.predict(rows)
             finally:  # a slow raise counts too: it held the loop as long
-                self._inline.observe(time.perf_counter() - t0)
+                self._inline.observe(time.perf_counter() - t0, time.thread_time() - cpu0)
         else:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"model-{self.name}")
