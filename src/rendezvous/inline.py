@@ -14,10 +14,10 @@ One kind of slow call is forgiven: one that used under ``FAST_S`` of CPU and und
 like that several times a minute here when its thread is held up, not the model: preempted,
 or waiting for the GIL that another thread took while numpy had released it. Sending the
 model back for each of those put it on its thread for much of a busy run, and its hand-offs
-cost more than the stalls they were meant to avoid (open-loop p99 with two shadows went
-from 1.2x to 1.0x the champion-only p99 once forgiven). The price is bounded: a model that
-blocks (I/O, sleep) costs the loop at most one call under ``STALL_S`` per ``PROBE`` calls
-before a second such call sends it back.
+cost more than the stalls they were meant to avoid (open-loop p99 with two shadows, in three
+interleaved A/B runs: 1.2-1.5x the champion-only p99, 0.86-0.98x once forgiven). The price
+is bounded: a model that blocks (I/O, sleep) costs the loop at most one call under
+``STALL_S`` per ``PROBE`` calls before a second such call sends it back.
 """
 
 from __future__ import annotations
