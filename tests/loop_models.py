@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+from rendezvous.inline import PROBE
+
 
 def where(row: dict[str, float]) -> str:
     return "loop" if threading.current_thread() is threading.main_thread() else "thread"
@@ -15,7 +17,7 @@ def slow_where(row: dict[str, float]) -> str:
     return where(row)
 
 
-SLOW_FROM = 66  # = inline.PROBE + 2: two fast calls on the loop first
+SLOW_FROM = PROBE + 2  # on the loop after PROBE fast calls, then two more fast ones
 
 
 def blocks_later(row: dict[str, float]) -> str:

@@ -146,12 +146,12 @@ async def test_where_a_champion_computes(
 async def test_the_executor_tells_a_held_up_call_from_a_slow_model(
     tmp_path: Path, source: str, after: list[str]
 ) -> None:
-    assert loop_models.SLOW_FROM == PROBE + 2
+    slow_from = loop_models.SLOW_FROM
     model = {"name": "m", "kind": "python", "source": source, "role": "champion"}
     spec = {"name": "dep", "schema": {"features": ["x"]}, "archive": "memory",
             "deadline_ms": 5000, "models": [model]}  # fmt: skip
     async with Rendezvous([parse_deployment(spec, base_dir=tmp_path)]) as rv:
         runtime = rv.get("dep")
         answers = [(await runtime.predict_one([float(i)])).prediction for i in range(PROBE + 5)]
-    assert answers[PROBE : PROBE + 2] == ["loop", "loop"]  # fast on the loop
-    assert answers[PROBE + 2:] == after  # fmt: skip
+    assert answers[PROBE:slow_from] == ["loop", "loop"]  # fast on the loop
+    assert answers[slow_from:] == after
