@@ -117,16 +117,12 @@ class GroupReader:
             # hz 10): far too coarse for a batch waiting a few ms for company, so poll
             if polled:
                 await asyncio.sleep(max(0.0, min(wait, _POLL_S)))
-            got = await self.link.read(
-                lambda pipe: pipe.xreadgroup(group, consumer, {stream: ">"}, count)
-            )
+            got = await self.link.read(streams.xreadgroup(group, consumer, stream, count))
         else:
             block = min(wait, MAX_BLOCK_S)
+            block_ms = math.ceil(block * 1000)
             got = await self.link.read(
-                lambda pipe: pipe.xreadgroup(
-                    group, consumer, {stream: ">"}, count, block=math.ceil(block * 1000)
-                ),
-                block,
+                streams.xreadgroup(group, consumer, stream, count, block_ms=block_ms), block
             )
         return streams.read_entries(got)
 

@@ -139,10 +139,10 @@ class ScoreReaders:
         while not self.groups.closing:
             await link.wait_up()
             try:
-                async with link.deadline(MAX_BLOCK_S):
-                    got = await link.client.xread(
-                        {key: last}, _READ_COUNT, block=int(MAX_BLOCK_S * 1000)
-                    )
+                block_ms = int(MAX_BLOCK_S * 1000)
+                got = await link.read(
+                    streams.xread(key, last, _READ_COUNT, block_ms=block_ms), MAX_BLOCK_S
+                )
                 entries = streams.read_entries(got)
                 if entries:
                     last = entries[-1][0]
@@ -194,11 +194,10 @@ class ScoreReaders:
         while its read was on the wire leaves entries pending in its name."""
         stream = self.keys.scores(dep)
         while True:
-            async with self.link.deadline():
-                got = await self.link.client.xreadgroup(
-                    ARCHIVE_GROUP, self.consumer_name, {stream: "0"}, _READ_COUNT
-                )
-            entries = streams.read_entries(got)
+            command = streams.xreadgroup(
+                ARCHIVE_GROUP, self.consumer_name, stream, _READ_COUNT, start=b"0"
+            )
+            entries = streams.read_entries(await self.link.read(command))
             if not entries:
                 return
             gone = [entry_id for entry_id, payload in entries if payload is None]  # trimmed

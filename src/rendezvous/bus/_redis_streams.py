@@ -16,6 +16,8 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 from redis.exceptions import ResponseError
 
+from ._redis_wire import Command
+
 __all__ = [
     "FINISH",
     "Entry",
@@ -27,6 +29,9 @@ __all__ = [
     "read_entries",
     "register",
     "take",
+    "xadd",
+    "xread",
+    "xreadgroup",
 ]
 
 Entry = tuple[bytes, bytes | None]  # stream id, payload (None: the entry carried none)
@@ -220,13 +225,29 @@ def is_nogroup(exc: BaseException) -> bool:
     return isinstance(exc, ResponseError) and ("NOGROUP" in text or "no longer exists" in text)
 
 
+def xadd(key: str, field: bytes, payload: bytes, maxlen: int) -> Command:
+    """Add one entry, trimming the stream to about ``maxlen`` (``~``: whole nodes, cheap)."""
+    return (b"XADD", key, b"MAXLEN", b"~", maxlen, b"*", field, payload)
+
+
+def xreadgroup(
+    group: str, consumer: str, stream: str, count: int, *, block_ms: int = 0, start: bytes = b">"
+) -> Command:
+    """Read for ``group``: new entries (``>``), or this consumer's pending ones (``0``);
+    blocking up to ``block_ms`` if > 0."""
+    block = (b"BLOCK", block_ms) if block_ms > 0 else ()
+    head = (b"XREADGROUP", b"GROUP", group, consumer, b"COUNT", count)
+    return (*head, *block, b"STREAMS", stream, start)
+
+
+def xread(stream: str, after: bytes, count: int, *, block_ms: int) -> Command:
+    """Read the entries of ``stream`` after id ``after``, blocking up to ``block_ms``."""
+    return (b"XREAD", b"COUNT", count, b"BLOCK", block_ms, b"STREAMS", stream, after)
+
+
 def read_entries(got: Any) -> list[Entry]:
-    """The entries of an XREAD(GROUP) reply as redis-py parses it: ``[[key, [(id, fields)]]]``."""
-    return [
-        (entry_id, next(iter(fields.values()), None) if fields else None)
-        for _, items in got or ()
-        for entry_id, fields in items
-    ]
+    """The entries of a raw XREAD(GROUP) reply: ``[[key, [[id, [field, value]], ...]]]``."""
+    return [_entry(e) for _, items in got or () for e in items]
 
 
 def _entry(raw: list[Any]) -> Entry:

@@ -53,7 +53,6 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 
 from ..errors import BusError
 from ..messages import Request, Score
@@ -62,6 +61,7 @@ from ._redis_groups import GroupReader, Reading
 from ._redis_link import FAILURES, Link, is_down
 from ._redis_scores import ScoreReaders
 from ._redis_streams import Entry, Keys
+from ._redis_wire import Command
 from .base import Bus, DropHandler, ScoreHandler
 
 __all__ = ["RedisBus"]
@@ -204,7 +204,7 @@ class RedisBus(Bus):
         self._link.check_up()
         dep = request.deployment
         key, payload, maxlen = self._keys.input(dep), _encode(request), self.maxlen
-        await self._link.send(lambda pipe: pipe.xadd(key, {b"r": payload}, maxlen=maxlen))
+        await self._link.send([streams.xadd(key, b"r", payload, maxlen)])
         for (d, _), reading in self._joined.items():
             if d == dep:
                 reading.backlog += 1
@@ -255,7 +255,7 @@ class RedisBus(Bus):
         # Not awaited: the acknowledgement rides with the next pipeline (or read), after the
         # scores it confirms (writes leave in order), and the executor takes its next batch
         # at once. A lost ack leaves the entries pending; a replica claims and redoes them.
-        self._link.post(lambda pipe: pipe.xack(key, group, *ids), f"ack {deployment}/{group}")
+        self._link.post([(b"XACK", key, group, *ids)], f"ack {deployment}/{group}")
 
     async def complete(
         self, deployment: str, group: str, requests: Sequence[Request], scores: Sequence[Score]
@@ -271,13 +271,10 @@ class RedisBus(Bus):
         if not ids and not own and not writes and not archived:
             return
         scores_key, input_key = self._keys.scores(deployment), self._keys.input(deployment)
-        maxlen = self.maxlen
-
-        def fill(pipe: Pipeline) -> None:
-            self._fill_scores(pipe, writes, archived)
-            pipe.eval(streams.FINISH, 2, scores_key, input_key, maxlen, own, group, *ids)
-
-        self._link.post(fill, f"scores of {deployment}/{group}")
+        commands = self._score_commands(writes, archived)
+        finish = (b"EVAL", streams.FINISH, 2, scores_key, input_key, self.maxlen, own, group)
+        commands.append((*finish, *ids))
+        self._link.post(commands, f"scores of {deployment}/{group}")
         self._scores.watch(deployment)
         for dep in archived:
             self._scores.watch(dep)
@@ -345,7 +342,7 @@ class RedisBus(Bus):
             return
         self._link.check_up()
         writes, archived = self._score_writes(scores)
-        await self._link.send(lambda pipe: self._fill_scores(pipe, writes, archived))
+        await self._link.send(self._score_commands(writes, archived))
         for dep in archived:
             self._scores.watch(dep)
 
@@ -361,15 +358,16 @@ class RedisBus(Bus):
         writes = [(self._keys.reply(r), _encode(b)) for r, b in by_reply.items() if r]
         return writes, {d: _encode(b) for d, b in by_dep.items()}
 
-    def _fill_scores(
-        self, pipe: Pipeline, writes: list[tuple[str, bytes]], archived: dict[str, bytes]
-    ) -> None:
+    def _score_commands(
+        self, writes: list[tuple[str, bytes]], archived: dict[str, bytes]
+    ) -> list[Command]:
         maxlen, ttl_ms = self.maxlen, int(self.reply_ttl * 1000)
+        commands: list[Command] = []
         for key, payload in writes:
-            pipe.xadd(key, {b"s": payload}, maxlen=maxlen)
-            pipe.pexpire(key, ttl_ms)
+            commands += [streams.xadd(key, b"s", payload, maxlen), (b"PEXPIRE", key, ttl_ms)]
         for dep, payload in archived.items():
-            pipe.xadd(self._keys.scores(dep), {b"s": payload}, maxlen=maxlen)
+            commands.append(streams.xadd(self._keys.scores(dep), b"s", payload, maxlen))
+        return commands
 
     def subscribe(
         self,
