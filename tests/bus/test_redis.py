@@ -370,6 +370,8 @@ def test_open_bus_reads_options_from_the_url_and_hides_the_password() -> None:
         500, 2000, 7, "staging",
     )  # fmt: skip
     assert "s3cret" not in repr(bus)
+    in_query = RedisBus("redis://10.0.0.5:6380/2?password=s3cret&prefix=p")
+    assert "s3cret" not in repr(in_query) and "password=***" in repr(in_query)
     assert isinstance(open_bus("rediss://cache.example:6380/0"), RedisBus)
     assert RedisBus("redis://h/0?maxlen=5", maxlen=9).maxlen == 9  # keywords win
 
@@ -388,13 +390,17 @@ def test_bad_options_are_named(url: str, message: str) -> None:
         RedisBus(url)
 
 
-def test_a_missing_redis_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in [m for m in sys.modules if m.split(".")[0] == "redis"]:
+@pytest.mark.parametrize("package", ["redis", "hiredis"])
+def test_a_missing_redis_package_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch, package: str
+) -> None:
+    for name in [m for m in sys.modules if m.split(".")[0] == package]:
         monkeypatch.setitem(sys.modules, name, None)  # None: "not installed" to importers
     for name in [
         "rendezvous.bus.redis",
         "rendezvous.bus._redis_link",
         "rendezvous.bus._redis_streams",
+        "rendezvous.bus._redis_wire",
     ]:
         monkeypatch.delitem(sys.modules, name, raising=False)
     with pytest.raises(MissingDependency, match=r"pip install 'rendezvous-ml\[redis\]'"):

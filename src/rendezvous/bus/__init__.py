@@ -17,7 +17,7 @@ def open_bus(url: str) -> Bus:
         try:
             from .redis import RedisBus  # lazy: redis is an optional extra
         except ModuleNotFoundError as exc:
-            if exc.name is None or exc.name.split(".")[0] != "redis":
+            if exc.name is None or exc.name.split(".")[0] not in ("redis", "hiredis"):
                 raise
             raise MissingDependency("redis", "redis", "the Redis bus") from exc
         return RedisBus(url)
