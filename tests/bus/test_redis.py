@@ -43,6 +43,17 @@ async def eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.02)
 
 
+async def pending(raw: Redis, key: str, group: str, *, settles_at: int = 0) -> int:
+    """The group's pending count once it is ``settles_at``, or as it is after 2 s: acks
+    are posted, and leave with the next read or a loop turn or two later."""
+    deadline = time.monotonic() + 2.0
+    while True:
+        count: int = (await raw.xpending(key, group))["pending"]
+        if count == settles_at or time.monotonic() > deadline:
+            return count
+        await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 async def make_bus(redis_url: str, redis_prefix: str) -> AsyncIterator[MakeBus]:
     """``await make_bus(**options)``: a started bus on the test's keys, stopped afterwards."""
@@ -95,7 +106,7 @@ async def test_a_dead_replicas_pending_requests_go_to_a_live_replica(
     got = await live.receive(DEP, "m", "live", max_items=10, timeout=1.0)
     assert [r.id for r in got] == ["r0", "r1", "r2"]
     await live.ack(DEP, "m", got)
-    assert (await raw.xpending(keys["in"], "m"))["pending"] == 0
+    assert await pending(raw, keys["in"], "m") == 0
 
 
 async def test_complete_acknowledges_only_once_the_scores_are_archived(
@@ -178,7 +189,7 @@ async def test_malformed_entries_are_dead_lettered_and_readers_survive(
     got = await bus.receive(DEP, "m", "c", max_items=10, timeout=1.0)
     assert [r.id for r in got] == ["r1"]
     await bus.ack(DEP, "m", got)
-    assert (await raw.xpending(keys["in"], "m"))["pending"] == 0
+    assert await pending(raw, keys["in"], "m") == 0
 
     reply_key = f"{redis_prefix}:{{api-1}}:reply"
     await raw.xadd(reply_key, {b"s": b"garbage"})
@@ -308,6 +319,20 @@ async def test_stopping_archives_the_scores_still_unread(make_bus: MakeBus) -> N
     await archiver.publish_scores([score(f"last{i}") for i in range(5)])  # executors draining
     await archiver.stop()
     assert sorted(s.request_id for s in archived) == [f"last{i}" for i in range(5)]
+
+
+async def test_reply_streams_expire_and_their_ttl_is_set_once_per_tenth_of_it(
+    own_redis: RedisServer,
+) -> None:
+    async with RedisBus(own_redis.url, reply_ttl=30.0) as bus, Redis.from_url(own_redis.url) as raw:
+        await raw.config_resetstat()
+        for i in range(5):
+            await bus.publish_scores([score(f"r{i}")])
+        ttl_ms = await raw.pttl("rv:{api-1}:reply")
+        assert 29_000 < ttl_ms <= 30_000
+        stats = await raw.info("commandstats")
+        assert stats["cmdstat_pexpire"]["calls"] == 1
+        assert stats["cmdstat_xadd"]["calls"] == 10  # each batch: its reply and its archive copy
 
 
 # -- outages ------------------------------------------------------------------------------

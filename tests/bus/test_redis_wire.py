@@ -128,6 +128,17 @@ async def test_one_callers_bad_write_fails_that_caller_alone(redis_url: str, key
             assert await raw.xlen(key) == 1
 
 
+async def test_posted_writes_still_leave_when_the_bus_stops_before_any_read(
+    redis_url: str, key: str
+) -> None:
+    bus = RedisBus(redis_url, prefix=f"rvtest-{uuid.uuid4().hex[:8]}")
+    await bus.start()
+    bus._link.post([(b"XADD", key, b"*", b"f", b"v")], "a posted write")  # an ack, say
+    await bus.stop()
+    async with Redis.from_url(redis_url) as raw:
+        assert await raw.xlen(key) == 1
+
+
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     binary = shutil.which("redis-server")

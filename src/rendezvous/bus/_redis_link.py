@@ -47,7 +47,8 @@ _RECONNECT_MIN_S = 0.05
 _RECONNECT_MAX_S = 2.0
 
 Check = Callable[[Redis], Awaitable[None]]
-Out = tuple[list[Command], "asyncio.Future[None]", bool]  # writes, outcome, whether awaited
+# writes, and who learns how they went: the caller awaiting the future, else the log
+Out = tuple[list[Command], "asyncio.Future[None] | None", str]
 
 
 def is_down(exc: BaseException) -> bool:
@@ -86,6 +87,7 @@ class Link:
         self._supervisor: asyncio.Task[None] | None = None
         self._outbox: list[Out] = []
         self._flusher: asyncio.Task[None] | None = None
+        self._kicked = False  # a flusher start is scheduled
 
     @property
     def client(self) -> Redis:
@@ -132,6 +134,7 @@ class Link:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._supervisor
             self._supervisor = None
+        self._kick()  # posted writes not taken by a read yet still go out
         if self._flusher is not None:  # its callers are owed an answer
             await asyncio.wait([self._flusher])
         client, self._client = self._client, None
@@ -144,7 +147,7 @@ class Link:
     async def send(self, commands: list[Command]) -> None:
         """Run the writes ``commands``, with whatever else came meanwhile."""
         future = asyncio.get_running_loop().create_future()
-        self._outbox.append((commands, future, True))
+        self._outbox.append((commands, future, ""))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name=f"redis-out:{self.name}")
         await future
@@ -152,10 +155,17 @@ class Link:
     def post(self, commands: list[Command], what: str) -> None:
         """Like :meth:`send`, without waiting: it goes out with the next pipeline. A failure
         is logged (``what`` says what failed), for writes whose loss a retry repairs."""
-        future = asyncio.get_running_loop().create_future()
-        future.add_done_callback(lambda f: _log_failure(f, what))
-        self._outbox.append((commands, future, False))
-        if self._flusher is None:
+        self._outbox.append((commands, None, what))
+        if self._flusher is None and not self._kicked:
+            # the flusher starts on the next loop turn, if a read has not taken the writes
+            # by then: an executor posts its scores and reads at once, and a task started
+            # for nothing costs it more than the rest of the post
+            self._kicked = True
+            asyncio.get_running_loop().call_soon(self._kick)
+
+    def _kick(self) -> None:
+        self._kicked = False
+        if self._outbox and self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name=f"redis-out:{self.name}")
 
     async def read(self, command: Command, block: float = 0.0) -> Any:
@@ -164,7 +174,7 @@ class Link:
         waiting too, all are left to the flusher: that caller must not wait on a blocking
         read, and writes must leave in the order they came."""
         posted: list[Out] = []
-        if not any(awaited for _, _, awaited in self._outbox):
+        if all(future is None for _, future, _ in self._outbox):
             posted, self._outbox = self._outbox, []
         reply = (await self._execute(posted, command, block=block))[0]
         if isinstance(reply, BaseException):
@@ -191,21 +201,26 @@ class Link:
             async with self.deadline(block):
                 replies = await self._wires.execute(commands)
         except (*FAILURES, BusError) as exc:
-            for _, future, _ in batch:
-                self._settle(future, exc)
+            for _, future, what in batch:
+                self._settle(future, what, exc)
             raise
         start = 0
-        for writes, future, _ in batch:
+        for writes, future, what in batch:
             end = start + len(writes)
             failed = [r for r in replies[start:end] if isinstance(r, BaseException)]
             start = end
-            self._settle(future, failed[0] if failed else None)
+            self._settle(future, what, failed[0] if failed else None)
         return replies[start:]
 
-    def _settle(self, future: asyncio.Future[None], failure: BaseException | None) -> None:
-        if future.done():  # its caller went away; the writes went out anyway
+    def _settle(
+        self, future: asyncio.Future[None] | None, what: str, failure: BaseException | None
+    ) -> None:
+        if future is None:
+            if failure is not None:
+                log.warning("%s failed: %s", what, self.error("writing", failure))
+        elif future.done():  # its caller went away; the writes went out anyway
             return
-        if failure is None:
+        elif failure is None:
             future.set_result(None)
         else:  # one exception object per caller: tracebacks are not shared
             error = self.error("writing", failure)
@@ -282,7 +297,3 @@ class Link:
             self._up.set()
             log.info("bus '%s': reconnected", self.name)
 
-
-def _log_failure(future: asyncio.Future[None], what: str) -> None:
-    if not future.cancelled() and future.exception() is not None:
-        log.warning("%s failed: %s", what, future.exception())

@@ -28,7 +28,9 @@ it reads, refreshed from Redis every ``health_interval``.
 
 **Scores** (``_redis_scores``) go to a stream per ``reply_to``, read only by the collector
 that waits for them (with one shared response stream an API replica would take the other's
-answers) and expiring after ``reply_ttl`` without writes; and to the deployment's scores
+answers) and expiring ``reply_ttl`` after the writes stop (this process refreshes a
+stream's TTL at most every tenth of ``reply_ttl``, so between 0.9 and 1 times that after
+its last write to it); and to the deployment's scores
 stream, read by every archive subscriber through the consumer group "archive", so archiving
 processes share them. An archive subscriber follows every deployment joined under the
 bus's key prefix.
@@ -70,6 +72,7 @@ log = logging.getLogger("rendezvous.bus.redis")
 
 _INFLIGHT_MAX = 65_536  # per group: unacked entry ids remembered for ack()
 _DRAIN_S = 2.0  # on stop, archiving what is still unread may take this long
+_TTL_KEYS_MAX = 1024
 
 _encode = msgspec.msgpack.Encoder().encode
 _decode_request = msgspec.msgpack.Decoder(Request).decode
@@ -129,6 +132,7 @@ class RedisBus(Bus):
             f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         )
         self.reply_ttl = reply_ttl
+        self._ttl_due: dict[str, float] = {}  # reply stream -> when to refresh its TTL
         self._safe_url = safe
         self._keys = Keys(self.prefix)
         self._link = Link(
@@ -363,8 +367,14 @@ class RedisBus(Bus):
     ) -> list[Command]:
         maxlen, ttl_ms = self.maxlen, int(self.reply_ttl * 1000)
         commands: list[Command] = []
+        now, due = time.monotonic(), self._ttl_due
         for key, payload in writes:
-            commands += [streams.xadd(key, b"s", payload, maxlen), (b"PEXPIRE", key, ttl_ms)]
+            commands.append(streams.xadd(key, b"s", payload, maxlen))
+            if due.get(key, 0.0) <= now:  # a TTL per batch would cost Redis a command each
+                due[key] = now + self.reply_ttl / 10
+                commands.append((b"PEXPIRE", key, ttl_ms))
+        if len(due) > _TTL_KEYS_MAX:  # API processes come and go: forget the past ones
+            self._ttl_due = {k: t for k, t in due.items() if t > now}
         for dep, payload in archived.items():
             commands.append(streams.xadd(self._keys.scores(dep), b"s", payload, maxlen))
         return commands
