@@ -296,4 +296,3 @@ class Link:
             delay = _RECONNECT_MIN_S
             self._up.set()
             log.info("bus '%s': reconnected", self.name)
-
