@@ -148,6 +148,10 @@ class Collector:
             for t in box.timers:
                 t.cancel()
 
+    def is_open(self, request_id: str) -> bool:
+        """Whether ``request_id`` is open and not answered yet."""
+        return request_id in self._boxes
+
     def abandon(self, request_id: str, detail: str) -> Answer:
         """Answer now from what is there (the default, usually): the request could not
         reach the models, so waiting for the deadline would only delay the same answer."""

@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
+from functools import partial
 from typing import Any
 
 from .admission import Admission
@@ -327,22 +328,25 @@ class DeploymentRuntime:
                     if self.model_process is not None:
                         self.model_process.submit(request)
                 else:
-                    # a stalled broker must not hold the answer past the deadline
-                    async with asyncio.timeout(self.deployment.deadline_ms / 1000.0):
-                        await self.bus.publish(request)
-            except (BusError, TimeoutError) as exc:
-                # accepted but undeliverable: the schedule's last resort answers at once
-                self.metrics.bus_errors.labels(self.name).inc()
-                why = str(exc) or "no answer from the bus by the deadline"
-                answer = self.collector.abandon(request.id, f"bus unavailable: {why}")
-            else:
-                answer = await future
+                    # not awaited: a failure reported later answers at once, like one
+                    # raised now; a stalled broker holds nothing past the deadline
+                    self.bus.publish_nowait(request, partial(self._undeliverable, request.id))
+            except BusError as exc:
+                self._undeliverable(request.id, exc)  # answers at once
+            answer = await future
         finally:
             if answer is None:  # the caller went away: the request was still accepted
                 self.collector.close(request.id)
                 self._archive(request, None)
         self._archive(request, answer)
         return answer
+
+    def _undeliverable(self, request_id: str, exc: BusError) -> None:
+        """An accepted request the bus cannot carry: the schedule's last resort answers at
+        once, unless the request was answered meanwhile (by its deadline, say)."""
+        self.metrics.bus_errors.labels(self.name).inc()
+        if self.collector.is_open(request_id):
+            self.collector.abandon(request_id, f"bus unavailable: {exc}")
 
     def _archive(self, request: Request, answer: Answer | None) -> None:
         if answer is None:

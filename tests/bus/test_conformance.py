@@ -198,6 +198,22 @@ async def test_complete_publishes_a_batchs_scores(bus: Bus) -> None:
     assert sorted(s.request_id for s in everything) == ["r0", "r1"]
 
 
+async def test_publish_nowait_delivers_in_order_and_reports_nothing_when_all_goes_well(
+    bus: Bus,
+) -> None:
+    await bus.join(DEP, "m")
+    failures: list[BusError] = []
+    for i in range(5):
+        bus.publish_nowait(req(i), failures.append)
+    got: list[Request] = []
+    for _ in range(100):
+        got += await bus.receive(DEP, "m", "c0", max_items=10, timeout=0.05)
+        if len(got) == 5:
+            break
+    assert [r.id for r in got] == [f"r{i}" for i in range(5)]
+    assert failures == []
+
+
 async def test_publishing_with_no_group_joined_is_harmless(bus: Bus) -> None:
     await bus.publish(req(1, dep="nobody-listens"))
     await bus.publish_scores([])

@@ -335,6 +335,18 @@ async def test_reply_streams_expire_and_their_ttl_is_set_once_per_tenth_of_it(
         assert stats["cmdstat_xadd"]["calls"] == 10  # each batch: its reply and its archive copy
 
 
+async def test_a_publish_nobody_awaits_reports_its_failure_to_its_handler(
+    make_bus: MakeBus, raw: Redis, keys: dict[str, str]
+) -> None:
+    bus = await make_bus()
+    await raw.set(keys["in"], "not a stream")  # every XADD to it fails: WRONGTYPE
+    failures: list[BusError] = []
+    bus.publish_nowait(req(1), failures.append)
+    await eventually(lambda: len(failures) == 1)
+    assert "WRONGTYPE" in str(failures[0])
+    assert bus.ready  # the command failed, not the connection
+
+
 # -- outages ------------------------------------------------------------------------------
 
 
@@ -364,6 +376,8 @@ async def test_the_bus_rides_out_a_redis_restart(own_redis: RedisServer) -> None
             await bus.publish(req(1))
         with pytest.raises(BusError, match="unreachable"):
             await bus.publish_scores([score("r1")])
+        with pytest.raises(BusError, match="unreachable"):  # at once, not via the handler
+            bus.publish_nowait(req(1), lambda exc: None)
 
         own_redis.start()  # same port, nothing kept: groups and streams are gone
         await eventually(lambda: bus.ready, timeout=10.0)

@@ -35,6 +35,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import BusError
 from ._redis_wire import Command, Wires
+from .base import FailureHandler
 
 __all__ = ["FAILURES", "Link", "is_down"]
 
@@ -47,8 +48,8 @@ _RECONNECT_MIN_S = 0.05
 _RECONNECT_MAX_S = 2.0
 
 Check = Callable[[Redis], Awaitable[None]]
-# writes, and who learns how they went: the caller awaiting the future, else the log
-Out = tuple[list[Command], "asyncio.Future[None] | None", str]
+# writes, and who learns how they went: the caller awaiting the future, else the handler
+Out = tuple[list[Command], "asyncio.Future[None] | None", FailureHandler | None]
 
 
 def is_down(exc: BaseException) -> bool:
@@ -147,15 +148,15 @@ class Link:
     async def send(self, commands: list[Command]) -> None:
         """Run the writes ``commands``, with whatever else came meanwhile."""
         future = asyncio.get_running_loop().create_future()
-        self._outbox.append((commands, future, ""))
+        self._outbox.append((commands, future, None))
         if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush(), name=f"redis-out:{self.name}")
         await future
 
-    def post(self, commands: list[Command], what: str) -> None:
-        """Like :meth:`send`, without waiting: it goes out with the next pipeline. A failure
-        is logged (``what`` says what failed), for writes whose loss a retry repairs."""
-        self._outbox.append((commands, None, what))
+    def post(self, commands: list[Command], on_failure: FailureHandler) -> None:
+        """Like :meth:`send`, without waiting: it goes out with the next pipeline, and a
+        failure goes to ``on_failure``."""
+        self._outbox.append((commands, None, on_failure))
         if self._flusher is None and not self._kicked:
             # the flusher starts on the next loop turn, if a read has not taken the writes
             # by then: an executor posts its scores and reads at once, and a task started
@@ -201,23 +202,29 @@ class Link:
             async with self.deadline(block):
                 replies = await self._wires.execute(commands)
         except (*FAILURES, BusError) as exc:
-            for _, future, what in batch:
-                self._settle(future, what, exc)
+            for _, future, on_failure in batch:
+                self._settle(future, on_failure, exc)
             raise
         start = 0
-        for writes, future, what in batch:
+        for writes, future, on_failure in batch:
             end = start + len(writes)
-            failed = [r for r in replies[start:end] if isinstance(r, BaseException)]
+            failed = [r for r in replies[start:end] if isinstance(r, Exception)]
             start = end
-            self._settle(future, what, failed[0] if failed else None)
+            self._settle(future, on_failure, failed[0] if failed else None)
         return replies[start:]
 
     def _settle(
-        self, future: asyncio.Future[None] | None, what: str, failure: BaseException | None
+        self,
+        future: asyncio.Future[None] | None,
+        on_failure: FailureHandler | None,
+        failure: Exception | None,
     ) -> None:
         if future is None:
-            if failure is not None:
-                log.warning("%s failed: %s", what, self.error("writing", failure))
+            if failure is not None and on_failure is not None:
+                try:
+                    on_failure(self.error("writing", failure))
+                except Exception:  # the other writes of the batch are owed their outcome
+                    log.exception("bus '%s': a failure handler failed", self.name)
         elif future.done():  # its caller went away; the writes went out anyway
             return
         elif failure is None:

@@ -2,7 +2,8 @@
 
 Semantics every backend keeps (the conformance suite in ``tests/bus`` checks them):
 
-* ``publish`` puts a request on its deployment's input stream. Every *group* joined to the
+* ``publish`` puts a request on its deployment's input stream (``publish_nowait`` too,
+  reporting a failure to a callback instead of waiting). Every *group* joined to the
   deployment receives every request published after it joined; the consumers of one
   group (replicas of one model) share that group's requests, each delivered to one of them.
 * A group's backlog is bounded (``capacity``). When a slow group falls behind, its oldest
@@ -20,15 +21,20 @@ Semantics every backend keeps (the conformance suite in ``tests/bus`` checks the
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Collection, Sequence
 
+from ..errors import BusError
 from ..messages import Request, Score
 
-__all__ = ["Bus", "DropHandler", "ScoreHandler"]
+__all__ = ["Bus", "DropHandler", "FailureHandler", "ScoreHandler"]
 
 ScoreHandler = Callable[[Sequence[Score]], None]
 DropHandler = Callable[[Request], None]
+FailureHandler = Callable[[BusError], None]
+
+_publishing: set[asyncio.Task[None]] = set()  # publish_nowait's tasks, held until done
 
 
 class Bus(ABC):
@@ -68,6 +74,22 @@ class Bus(ABC):
     @abstractmethod
     async def publish(self, request: Request) -> None:
         """Put one request on its deployment's input stream."""
+
+    def publish_nowait(self, request: Request, on_failure: FailureHandler) -> None:
+        """Publish without waiting for the bus to confirm: ``on_failure`` is called on the
+        event loop if the request turns out undeliverable. Raises :class:`BusError` at once
+        when the bus knows it cannot carry traffic. This default runs :meth:`publish` in a
+        task; a backend that batches its writes does better."""
+
+        async def publish() -> None:
+            try:
+                await self.publish(request)
+            except Exception as exc:  # the contract says BusError; a callback must hear of any
+                on_failure(exc if isinstance(exc, BusError) else BusError(str(exc)))
+
+        task = asyncio.get_running_loop().create_task(publish())
+        _publishing.add(task)
+        task.add_done_callback(_publishing.discard)
 
     @abstractmethod
     async def receive(

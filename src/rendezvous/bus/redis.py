@@ -64,7 +64,7 @@ from ._redis_link import FAILURES, Link, is_down
 from ._redis_scores import ScoreReaders
 from ._redis_streams import Entry, Keys
 from ._redis_wire import Command
-from .base import Bus, DropHandler, ScoreHandler
+from .base import Bus, DropHandler, FailureHandler, ScoreHandler
 
 __all__ = ["RedisBus"]
 
@@ -206,9 +206,21 @@ class RedisBus(Bus):
 
     async def publish(self, request: Request) -> None:
         self._link.check_up()
-        dep = request.deployment
-        key, payload, maxlen = self._keys.input(dep), _encode(request), self.maxlen
-        await self._link.send([streams.xadd(key, b"r", payload, maxlen)])
+        await self._link.send([self._publishing(request)])
+        self._published(request.deployment)
+
+    def publish_nowait(self, request: Request, on_failure: FailureHandler) -> None:
+        """Goes out with this process's next pipeline (requests arriving together share
+        one), and nobody waits for Redis's confirmation."""
+        self._link.check_up()
+        self._link.post([self._publishing(request)], on_failure)
+        self._published(request.deployment)
+
+    def _publishing(self, request: Request) -> Command:
+        payload = _encode(request)
+        return streams.xadd(self._keys.input(request.deployment), b"r", payload, self.maxlen)
+
+    def _published(self, dep: str) -> None:
         for (d, _), reading in self._joined.items():
             if d == dep:
                 reading.backlog += 1
@@ -259,7 +271,7 @@ class RedisBus(Bus):
         # Not awaited: the acknowledgement rides with the next pipeline (or read), after the
         # scores it confirms (writes leave in order), and the executor takes its next batch
         # at once. A lost ack leaves the entries pending; a replica claims and redoes them.
-        self._link.post([(b"XACK", key, group, *ids)], f"ack {deployment}/{group}")
+        self._link.post([(b"XACK", key, group, *ids)], _logged(f"ack {deployment}/{group}"))
 
     async def complete(
         self, deployment: str, group: str, requests: Sequence[Request], scores: Sequence[Score]
@@ -278,7 +290,7 @@ class RedisBus(Bus):
         commands = self._score_commands(writes, archived)
         finish = (b"EVAL", streams.FINISH, 2, scores_key, input_key, self.maxlen, own, group)
         commands.append((*finish, *ids))
-        self._link.post(commands, f"scores of {deployment}/{group}")
+        self._link.post(commands, _logged(f"scores of {deployment}/{group}"))
         self._scores.watch(deployment)
         for dep in archived:
             self._scores.watch(dep)
@@ -424,6 +436,11 @@ class RedisBus(Bus):
                     "requests published meanwhile never reached it",
                     self._safe_url, dep, group,
                 )  # fmt: skip
+
+
+def _logged(what: str) -> FailureHandler:
+    """A failure handler for writes whose loss a retry repairs: it logs what failed."""
+    return lambda exc: log.warning("%s failed: %s", what, exc)
 
 
 def _redact(url: str) -> str:
