@@ -209,6 +209,17 @@ async def test_malformed_entries_are_dead_lettered_and_readers_survive(
     assert (await raw.xpending(keys["scores"], "archive"))["pending"] == 0
 
 
+async def test_stopping_before_the_archive_reader_ever_ran_still_archives(
+    make_bus: MakeBus,
+) -> None:
+    archived: list[Score] = []
+    archiver = await make_bus()
+    await archiver.publish_scores([score(f"early{i}") for i in range(3)])
+    archiver.subscribe(archived.extend, reply_to=None, deployments=[DEP])
+    await archiver.stop()  # its reader never ran: the archive group does not exist yet
+    assert sorted(s.request_id for s in archived) == [f"early{i}" for i in range(3)]
+
+
 # -- capacity -----------------------------------------------------------------------------
 
 

@@ -197,7 +197,12 @@ class ScoreReaders:
             command = streams.xreadgroup(
                 ARCHIVE_GROUP, self.consumer_name, stream, _READ_COUNT, start=b"0"
             )
-            entries = streams.read_entries(await self.link.read(command))
+            try:
+                entries = streams.read_entries(await self.link.read(command))
+            except FAILURES as exc:
+                if streams.is_nogroup(exc):  # the reader stopped before it made the group:
+                    return  # nothing can be pending; _archive_once makes it and reads all
+                raise
             if not entries:
                 return
             gone = [entry_id for entry_id, payload in entries if payload is None]  # trimmed

@@ -110,7 +110,7 @@ class Wires:
                 break
             except BaseException as exc:
                 wire.close()
-                if not reused or not isinstance(exc, RedisConnectionError):
+                if not reused or not isinstance(exc, (RedisConnectionError, ConnectionError)):
                     raise
                 # an idle connection can die unnoticed (Redis restarted since): the others
                 # likely did too; one more try on a new one is what redis-py's retry does
