@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from rendezvous.bus import Bus, MemoryBus
-from servers import delete_keys
+from servers import RedisServer, delete_keys, need
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 
 def _memory(request: pytest.FixtureRequest) -> Bus:
@@ -46,3 +52,23 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
     prefix = f"rvtest-{uuid.uuid4().hex[:12]}"
     yield prefix
     delete_keys(redis_url, f"{prefix}:*")
+
+
+@pytest.fixture
+async def raw(redis_url: str) -> AsyncIterator[Redis]:
+    """A plain redis-py client on the test Redis, to look behind the bus's back."""
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A server of this test's own, to stop and start again on the same port."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        need("this test restarts its own redis-server: apt-get install redis-server")
+    with RedisServer(tmp_path, binary=binary) as server:
+        yield server

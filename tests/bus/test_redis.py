@@ -4,11 +4,9 @@ sharing streams, outages, bad payloads. Each bus here stands for one process."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -22,7 +20,7 @@ from rendezvous.bus import open_bus
 from rendezvous.bus.redis import RedisBus
 from rendezvous.errors import BusError, MissingDependency
 from rendezvous.messages import Request, Score
-from servers import RedisServer, free_port, need
+from servers import RedisServer, free_port
 
 DEP = "dep"
 MakeBus = Callable[..., Awaitable[RedisBus]]
@@ -69,13 +67,6 @@ async def make_bus(redis_url: str, redis_prefix: str) -> AsyncIterator[MakeBus]:
     yield make
     for bus in buses:
         await bus.stop()
-
-
-@pytest.fixture
-async def raw(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
@@ -359,16 +350,6 @@ async def test_a_publish_nobody_awaits_reports_its_failure_to_its_handler(
 
 
 # -- outages ------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A server of this test's own, to stop and start again on the same port."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        need("this test restarts its own redis-server: apt-get install redis-server")
-    with RedisServer(tmp_path, binary=binary) as server:
-        yield server
 
 
 async def test_the_bus_rides_out_a_redis_restart(own_redis: RedisServer) -> None:

@@ -5,10 +5,8 @@ and closed by us."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 
 import pytest
 
@@ -20,14 +18,7 @@ from redis.exceptions import ResponseError
 from rendezvous.bus._redis_wire import Wires
 from rendezvous.bus.redis import RedisBus
 from rendezvous.errors import BusError
-from servers import RedisServer, delete_keys, need
-
-
-@pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
+from servers import RedisServer, delete_keys
 
 
 @pytest.fixture
@@ -37,12 +28,12 @@ def key(redis_url: str) -> Iterator[str]:
     delete_keys(redis_url, f"{name}*")
 
 
-async def connections(client: Redis) -> int:
-    return len(await client.client_list())
+async def connections(raw: Redis) -> int:
+    return len(await raw.client_list())
 
 
-async def test_replies_come_in_order_with_errors_and_nils_in_place(client: Redis, key: str) -> None:
-    wires = Wires(client)
+async def test_replies_come_in_order_with_errors_and_nils_in_place(raw: Redis, key: str) -> None:
+    wires = Wires(raw)
     replies = await wires.execute(
         [
             (b"SET", key, b"text"),
@@ -57,12 +48,12 @@ async def test_replies_come_in_order_with_errors_and_nils_in_place(client: Redis
     assert replies[2] is None
     assert isinstance(replies[3], bytes) and b"-" in replies[3]
     assert replies[4] == 1
-    assert await client.xrange(f"{key}-s") == [(replies[3], {b"f": b"1.5"})]
+    assert await raw.xrange(f"{key}-s") == [(replies[3], {b"f": b"1.5"})]
     wires.close()
 
 
-async def test_a_reply_larger_than_one_read_arrives_whole(client: Redis, key: str) -> None:
-    wires = Wires(client)
+async def test_a_reply_larger_than_one_read_arrives_whole(raw: Redis, key: str) -> None:
+    wires = Wires(raw)
     payload = bytes(range(256)) * 2000  # 512 kB: several socket reads
     await wires.execute([(b"XADD", key, b"*", b"p", payload)])
     [entries] = await wires.execute([(b"XRANGE", key, b"-", b"+")])
@@ -70,10 +61,10 @@ async def test_a_reply_larger_than_one_read_arrives_whole(client: Redis, key: st
     wires.close()
 
 
-async def test_a_wire_cancelled_mid_command_is_never_reused(client: Redis, key: str) -> None:
-    wires = Wires(client)
+async def test_a_wire_cancelled_mid_command_is_never_reused(raw: Redis, key: str) -> None:
+    wires = Wires(raw)
     await wires.execute([(b"PING",)])  # one idle wire
-    before = await connections(client)
+    before = await connections(raw)
     blocked = asyncio.create_task(
         wires.execute([(b"XREAD", b"BLOCK", 2000, b"STREAMS", key, b"$")])
     )
@@ -82,10 +73,10 @@ async def test_a_wire_cancelled_mid_command_is_never_reused(client: Redis, key: 
     with pytest.raises(asyncio.CancelledError):
         await blocked
     # were that wire reused, its next reply would be this entry, answering the wrong command
-    await client.xadd(key, {b"late": b"1"})
+    await raw.xadd(key, {b"late": b"1"})
     assert await wires.execute([(b"ECHO", b"mine")]) == [b"mine"]
     await asyncio.sleep(0.05)
-    assert await connections(client) == before  # closed, and one new wire in its place
+    assert await connections(raw) == before  # closed, and one new wire in its place
     wires.close()
 
 
@@ -102,16 +93,16 @@ async def test_wires_open_redis_py_connections_with_the_urls_database(
         wires.close()
 
 
-async def test_a_stopped_bus_leaves_no_connection_open(redis_url: str, client: Redis) -> None:
-    before = await connections(client)
+async def test_a_stopped_bus_leaves_no_connection_open(redis_url: str, raw: Redis) -> None:
+    before = await connections(raw)
     bus = RedisBus(redis_url, prefix=f"rvtest-{uuid.uuid4().hex[:8]}", health_interval=0.1)
     async with bus:
         await bus.join("d", "m")
         bus.subscribe(lambda scores: None, reply_to="api")
         await bus.receive("d", "m", "c", max_items=1, timeout=0.05)
-        assert await connections(client) > before
+        assert await connections(raw) > before
     await asyncio.sleep(0.1)
-    assert await connections(client) == before
+    assert await connections(raw) == before
 
 
 async def test_one_callers_bad_write_fails_that_caller_alone(redis_url: str, key: str) -> None:
@@ -137,15 +128,6 @@ async def test_posted_writes_still_leave_when_the_bus_stops_before_any_read(
     await bus.stop()
     async with Redis.from_url(redis_url) as raw:
         assert await raw.xlen(key) == 1
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        need("this test restarts its own redis-server: apt-get install redis-server")
-    with RedisServer(tmp_path, binary=binary) as server:
-        yield server
 
 
 async def test_after_a_redis_restart_a_dead_idle_wire_is_replaced(
