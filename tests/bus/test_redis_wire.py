@@ -5,6 +5,7 @@ and closed by us."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -15,7 +16,7 @@ pytest.importorskip("redis")
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from rendezvous.bus._redis_wire import Wires
+from rendezvous.bus._redis_wire import TICK_S, Wires
 from rendezvous.bus.redis import RedisBus
 from rendezvous.errors import BusError
 from servers import RedisServer, delete_keys
@@ -41,7 +42,8 @@ async def test_replies_come_in_order_with_errors_and_nils_in_place(raw: Redis, k
             (b"GET", f"{key}-missing"),
             (b"XADD", f"{key}-s", b"*", b"f", 1.5),
             (b"XLEN", f"{key}-s"),
-        ]
+        ],
+        2.0,
     )
     assert replies[0] == b"OK"
     assert isinstance(replies[1], ResponseError) and "not an integer" in str(replies[1])
@@ -55,18 +57,18 @@ async def test_replies_come_in_order_with_errors_and_nils_in_place(raw: Redis, k
 async def test_a_reply_larger_than_one_read_arrives_whole(raw: Redis, key: str) -> None:
     wires = Wires(raw)
     payload = bytes(range(256)) * 2000  # 512 kB: several socket reads
-    await wires.execute([(b"XADD", key, b"*", b"p", payload)])
-    [entries] = await wires.execute([(b"XRANGE", key, b"-", b"+")])
+    await wires.execute([(b"XADD", key, b"*", b"p", payload)], 2.0)
+    [entries] = await wires.execute([(b"XRANGE", key, b"-", b"+")], 2.0)
     assert entries[0][1] == [b"p", payload]
     wires.close()
 
 
 async def test_a_wire_cancelled_mid_command_is_never_reused(raw: Redis, key: str) -> None:
     wires = Wires(raw)
-    await wires.execute([(b"PING",)])  # one idle wire
+    await wires.execute([(b"PING",)], 2.0)  # one idle wire
     before = await connections(raw)
     blocked = asyncio.create_task(
-        wires.execute([(b"XREAD", b"BLOCK", 2000, b"STREAMS", key, b"$")])
+        wires.execute([(b"XREAD", b"BLOCK", 2000, b"STREAMS", key, b"$")], 5.0)
     )
     await asyncio.sleep(0.1)
     blocked.cancel()
@@ -74,9 +76,24 @@ async def test_a_wire_cancelled_mid_command_is_never_reused(raw: Redis, key: str
         await blocked
     # were that wire reused, its next reply would be this entry, answering the wrong command
     await raw.xadd(key, {b"late": b"1"})
-    assert await wires.execute([(b"ECHO", b"mine")]) == [b"mine"]
+    assert await wires.execute([(b"ECHO", b"mine")], 2.0) == [b"mine"]
     await asyncio.sleep(0.05)
     assert await connections(raw) == before  # closed, and one new wire in its place
+    wires.close()
+
+
+async def test_a_pipeline_past_its_deadline_fails_and_the_wires_go_on(raw: Redis, key: str) -> None:
+    wires = Wires(raw)
+    t0 = time.monotonic()
+    block_forever = (b"XREAD", b"BLOCK", 0, b"STREAMS", key, b"$")
+    # the outer timeout turns a missed deadline into a failure (its error names no deadline)
+    with pytest.raises(TimeoutError, match="deadline"):
+        async with asyncio.timeout(5.0):
+            await wires.execute([block_forever], 0.2)
+    assert 0.2 <= time.monotonic() - t0 < 0.2 + 4 * TICK_S
+    assert await wires.execute([(b"ECHO", b"after")], 2.0) == [b"after"]
+    await asyncio.sleep(2 * TICK_S)
+    assert wires._watchdog is None  # nothing busy: the watchdog does not tick for nothing
     wires.close()
 
 
@@ -86,7 +103,7 @@ async def test_wires_open_redis_py_connections_with_the_urls_database(
     url = redis_url.rsplit("/", 1)[0] + "/3"
     async with Redis.from_url(url) as client, Redis.from_url(redis_url) as db0:
         wires = Wires(client)
-        await wires.execute([(b"SET", key, b"in-3")])
+        await wires.execute([(b"SET", key, b"in-3")], 2.0)
         assert await client.get(key) == b"in-3"
         assert await db0.get(key) is None
         await client.delete(key)
@@ -135,8 +152,8 @@ async def test_after_a_redis_restart_a_dead_idle_wire_is_replaced(
 ) -> None:
     async with Redis.from_url(own_redis.url) as client:
         wires = Wires(client)
-        assert await wires.execute([(b"PING",)]) == [b"PONG"]
+        assert await wires.execute([(b"PING",)], 2.0) == [b"PONG"]
         own_redis.stop()
         own_redis.start()
-        assert await wires.execute([(b"ECHO", b"back")]) == [b"back"]
+        assert await wires.execute([(b"ECHO", b"back")], 2.0) == [b"back"]
         wires.close()

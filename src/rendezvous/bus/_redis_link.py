@@ -12,7 +12,9 @@ nobody waits for (:meth:`Link.post`) ride instead with the next read, if one com
 then take one round trip. These three run on lean wires (``_redis_wire``), at a sixth of
 the CPU of redis-py's pipeline; the client (:attr:`Link.client`) serves everything else.
 
-Every command runs under :meth:`Link.deadline` (``asyncio.timeout``) rather than redis-py's
+Every command has a deadline: ``command_timeout``, plus what a read may block. The wires
+enforce theirs by aborting the connection (see ``_redis_wire``); commands through the client
+run under :meth:`Link.deadline` (``asyncio.timeout``). Neither uses redis-py's
 ``socket_timeout``: on Python 3.11, redis-py enforces that timeout with ``asyncio.wait_for``,
 which swallows a cancellation arriving as a command completes (CPython gh-86296), and a
 reader task that cannot be cancelled never stops.
@@ -199,8 +201,7 @@ class Link:
         try:
             if self._wires is None:
                 raise BusError(f"bus '{self.name}' is not started")
-            async with self.deadline(block):
-                replies = await self._wires.execute(commands)
+            replies = await self._wires.execute(commands, self.command_timeout + block)
         except (*FAILURES, BusError) as exc:
             for _, future, on_failure in batch:
                 self._settle(future, on_failure, exc)
