@@ -1,19 +1,53 @@
-"""Models that say where they computed: on the event loop's thread, or on another."""
+"""Models that say where they computed: on the event loop's thread, or on another.
+
+What a call costs is not measured here but declared: each model advances ``CLOCK`` by the
+wall and CPU time its call stands for, and tests that let timing decide put ``CLOCK`` in
+place of the executor's ``time`` module (fixture ``declared_time``). The inline policy then
+sees the same figures on any machine, however busy.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 
-from rendezvous.inline import PROBE
+from rendezvous.inline import FAST_S, PROBE
+
+
+class Clock:
+    """The executor's clocks, as far as the models below advance them; timestamps stay real."""
+
+    def __init__(self) -> None:
+        self.wall = 0.0
+        self.cpu = 0.0
+
+    def perf_counter(self) -> float:
+        return self.wall
+
+    def thread_time(self) -> float:
+        return self.cpu
+
+    @staticmethod
+    def time() -> float:
+        return time.time()
+
+    def take(self, wall: float, cpu: float) -> None:
+        self.wall += wall
+        self.cpu += cpu
+
+
+CLOCK = Clock()
+QUICK = FAST_S / 10  # a linear model's call
+SLOW = FAST_S * 2
 
 
 def where(row: dict[str, float]) -> str:
+    CLOCK.take(QUICK, QUICK)
     return "loop" if threading.current_thread() is threading.main_thread() else "thread"
 
 
 def slow_where(row: dict[str, float]) -> str:
-    time.sleep(0.002)  # over inline.FAST_S: never earns a place on the loop
+    CLOCK.take(SLOW * 2, 0.0)  # over FAST_S every time: never earns a place on the loop
     return where(row)
 
 
@@ -22,13 +56,11 @@ SLOW_FROM = PROBE + 2  # on the loop after PROBE fast calls, then two more fast 
 
 def blocks_later(row: dict[str, float]) -> str:
     if row["x"] >= SLOW_FROM:
-        time.sleep(0.001)  # blocked, not computing: over FAST_S of wall, far under of CPU
+        CLOCK.take(SLOW, 0.0)  # blocked, not computing: over FAST_S of wall, no CPU
     return where(row)
 
 
 def burns_later(row: dict[str, float]) -> str:
     if row["x"] >= SLOW_FROM:
-        start = time.thread_time()
-        while time.thread_time() - start < 0.001:  # over FAST_S of the thread's own CPU
-            pass
+        CLOCK.take(SLOW, SLOW)  # computing: over FAST_S of the thread's own CPU
     return where(row)

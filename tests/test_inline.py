@@ -18,6 +18,13 @@ from rendezvous.service import Rendezvous
 FAST, SLOW = FAST_S / 10, FAST_S * 2
 
 
+@pytest.fixture
+def declared_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The executor times calls by what the models declare (see loop_models), not by this
+    machine's clock: a busy moment must not make a fast call look slow."""
+    monkeypatch.setattr("rendezvous.executor.time", loop_models.CLOCK)
+
+
 def test_a_fast_model_moves_to_the_loop_after_a_streak_of_fast_calls() -> None:
     policy = InlinePolicy(None)
     for _ in range(PROBE - 1):
@@ -114,7 +121,7 @@ def test_a_fixed_choice_holds_whatever_the_calls_take(fixed: bool) -> None:
     ids=["fast", "slow", "inline: false"],
 )
 async def test_where_a_champion_computes(
-    tmp_path: Path, source: str, inline: bool | None, expected: str
+    tmp_path: Path, source: str, inline: bool | None, expected: str, declared_time: None
 ) -> None:
     model: dict[str, Any] = {"name": "m", "kind": "python", "source": source, "role": "champion"}
     if inline is not None:
@@ -144,7 +151,7 @@ async def test_where_a_champion_computes(
     ids=["blocked: forgiven once", "computing: sent back at once"],
 )  # fmt: skip
 async def test_the_executor_tells_a_held_up_call_from_a_slow_model(
-    tmp_path: Path, source: str, after: list[str]
+    tmp_path: Path, source: str, after: list[str], declared_time: None
 ) -> None:
     slow_from = loop_models.SLOW_FROM
     model = {"name": "m", "kind": "python", "source": source, "role": "champion"}
