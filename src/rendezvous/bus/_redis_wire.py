@@ -3,10 +3,10 @@
 redis-py's asyncio pipeline spends ~200 us of client CPU on a round trip of five small
 commands (encoding each argument, a callback and hooks per command, a coroutine per reply);
 the same bytes packed with ``hiredis.pack_command`` and parsed with ``hiredis.Reader`` cost
-~30 us. A request crosses Redis about twice on each side of the bus, so this is most of the
-Redis bus's cost. Only the protocol's framing is done here, by hiredis (which redis-py uses
-too when installed): redis-py still opens every connection (URL options, AUTH, SELECT, TLS,
-client name) and runs every command off the request path.
+~30 us. A request crosses Redis about twice on each side of the bus, so this was the
+largest part of the Redis bus's client cost. Only the protocol's framing is done here, by
+hiredis (which redis-py uses too when installed): redis-py still opens every connection
+(URL options, AUTH, SELECT, TLS, client name) and runs every command off the request path.
 
 A wire whose command failed or was cancelled half-way is closed, never reused: its next
 replies would answer the wrong commands. Deadlines cost no timer per pipeline (an
