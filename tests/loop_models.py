@@ -1,9 +1,10 @@
 """Models that say where they computed: on the event loop's thread, or on another.
 
 What a call costs is not measured here but declared: each model advances ``CLOCK`` by the
-wall and CPU time its call stands for, and tests that let timing decide put ``CLOCK`` in
-place of the executor's ``time`` module (fixture ``declared_time``). The inline policy then
-sees the same figures on any machine, however busy.
+wall and CPU time its call stands for (and says whether it waited for something), and tests
+that let timing decide put ``CLOCK`` in place of the executor's clocks (fixture
+``declared_time``). The inline policy then sees the same figures on any machine, however
+busy.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 
+from rendezvous.call_cost import Usage
 from rendezvous.inline import FAST_S, PROBE
 
 
@@ -20,6 +22,7 @@ class Clock:
     def __init__(self) -> None:
         self.wall = 0.0
         self.cpu = 0.0
+        self.waits = 0
 
     def perf_counter(self) -> float:
         return self.wall
@@ -31,9 +34,13 @@ class Clock:
     def time() -> float:
         return time.time()
 
-    def take(self, wall: float, cpu: float) -> None:
+    def usage(self) -> Usage:
+        return Usage(self.wall, self.cpu, self.waits, 0.0)
+
+    def take(self, wall: float, cpu: float, *, waited: bool = False) -> None:
         self.wall += wall
         self.cpu += cpu
+        self.waits += waited
 
 
 CLOCK = Clock()
@@ -56,7 +63,13 @@ SLOW_FROM = PROBE + 2  # on the loop after PROBE fast calls, then two more fast 
 
 def blocks_later(row: dict[str, float]) -> str:
     if row["x"] >= SLOW_FROM:
-        CLOCK.take(SLOW, 0.0)  # blocked, not computing: over FAST_S of wall, no CPU
+        CLOCK.take(SLOW, 0.0, waited=True)  # blocked, not computing: over FAST_S of wall
+    return where(row)
+
+
+def held_up_later(row: dict[str, float]) -> str:
+    if row["x"] >= SLOW_FROM:
+        CLOCK.take(SLOW, 0.0)  # neither computing nor waiting: the machine held it up
     return where(row)
 
 

@@ -23,6 +23,7 @@ def declared_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """The executor times calls by what the models declare (see loop_models), not by this
     machine's clock: a busy moment must not make a fast call look slow."""
     monkeypatch.setattr("rendezvous.executor.time", loop_models.CLOCK)
+    monkeypatch.setattr("rendezvous.executor.usage", loop_models.CLOCK.usage)
 
 
 def test_a_fast_model_moves_to_the_loop_after_a_streak_of_fast_calls() -> None:
@@ -69,14 +70,28 @@ def test_one_held_up_call_per_probe_is_forgiven() -> None:
     assert not policy.on_loop
 
 
-@pytest.mark.parametrize(
-    ("elapsed", "cpu"),
-    [(SLOW, SLOW), (STALL_S * 2, FAST), (SLOW, None)],
-    ids=["the model computed long", "held up too long", "CPU not measured"],
-)
-def test_other_slow_calls_are_not_forgiven(elapsed: float, cpu: float | None) -> None:
+def test_a_call_the_machine_held_up_is_forgiven_every_time() -> None:
     policy = on_loop()
-    policy.observe(elapsed, cpu)
+    for elapsed in (SLOW, STALL_S * 2, SLOW, SLOW):  # in a row, and longer than STALL_S
+        policy.observe(elapsed, cpu=FAST, blocked=False)  # no CPU, no wait: not the model
+        assert policy.on_loop
+    policy.observe(SLOW, cpu=FAST, blocked=True)  # waited: forgiven once per PROBE calls
+    assert policy.on_loop
+    policy.observe(SLOW, cpu=FAST, blocked=True)
+    assert not policy.on_loop
+
+
+@pytest.mark.parametrize(
+    ("elapsed", "cpu", "blocked"),
+    [(SLOW, SLOW, False), (STALL_S * 2, FAST, True), (STALL_S * 2, FAST, None),
+     (SLOW, None, None)],
+    ids=["the model computed long", "waited too long", "held up too long", "CPU not measured"],
+)  # fmt: skip
+def test_other_slow_calls_are_not_forgiven(
+    elapsed: float, cpu: float | None, blocked: bool | None
+) -> None:
+    policy = on_loop()
+    policy.observe(elapsed, cpu, blocked)
     assert not policy.on_loop
 
 
@@ -147,8 +162,9 @@ async def test_where_a_champion_computes(
 @pytest.mark.parametrize(
     ("source", "after"),
     [("loop_models:blocks_later", ["loop", "loop", "thread"]),
-     ("loop_models:burns_later", ["loop", "thread", "thread"])],
-    ids=["blocked: forgiven once", "computing: sent back at once"],
+     ("loop_models:burns_later", ["loop", "thread", "thread"]),
+     ("loop_models:held_up_later", ["loop", "loop", "loop"])],
+    ids=["blocked: forgiven once", "computing: sent back at once", "held up: forgiven"],
 )  # fmt: skip
 async def test_the_executor_tells_a_held_up_call_from_a_slow_model(
     tmp_path: Path, source: str, after: list[str], declared_time: None

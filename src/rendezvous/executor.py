@@ -25,6 +25,7 @@ import numpy as np
 
 from .archive.base import Archive, DecoyInput
 from .bus.base import Bus
+from .call_cost import CallCost, usage
 from .config import BatchConfig
 from .inline import InlinePolicy
 from .messages import Request, Score
@@ -235,11 +236,11 @@ class ModelExecutor(Executor):
         if isinstance(model, AsyncModel):
             out = await model.predict(rows)
         elif self._inline.on_loop:
-            t0, cpu0 = time.perf_counter(), time.thread_time()
+            before = usage()
             try:
                 out = model.predict(rows)
             finally:  # a slow raise counts too: it held the loop as long
-                self._inline.observe(time.perf_counter() - t0, time.thread_time() - cpu0)
+                self._inline.observe(*CallCost.between(before, usage()))
         else:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"model-{self.name}")
