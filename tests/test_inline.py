@@ -95,11 +95,19 @@ def test_other_slow_calls_are_not_forgiven(
     assert not policy.on_loop
 
 
+def test_a_call_held_up_on_the_thread_counts_toward_the_streak() -> None:
+    policy = InlinePolicy(None)
+    for i in range(PROBE):
+        held_up = i % 2 == 0
+        policy.observe(SLOW if held_up else FAST, cpu=FAST, blocked=False)
+    assert policy.on_loop
+
+
 def test_a_slow_call_on_the_thread_restarts_the_streak() -> None:
     policy = InlinePolicy(None)
     for _ in range(PROBE - 1):
         policy.observe(FAST)
-    policy.observe(SLOW)
+    policy.observe(SLOW, cpu=FAST, blocked=True)  # waited: for the GIL, a lock, I/O
     for _ in range(PROBE - 1):
         policy.observe(FAST)
     assert not policy.on_loop

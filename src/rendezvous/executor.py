@@ -245,8 +245,8 @@ class ModelExecutor(Executor):
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"model-{self.name}")
             loop = asyncio.get_running_loop()
-            out, elapsed = await loop.run_in_executor(self._pool, _timed, model, rows)
-            self._inline.observe(elapsed)
+            out, cost = await loop.run_in_executor(self._pool, _timed, model, rows)
+            self._inline.observe(*cost)
         return check_output(out, len(requests), model.info)
 
     def _scores(
@@ -352,11 +352,11 @@ class DecoyExecutor(Executor):
         return []
 
 
-def _timed(model: Model, rows: Matrix) -> tuple[Output, float]:
-    """On the model's thread: its output for ``rows`` and how long it took."""
-    t0 = time.perf_counter()
+def _timed(model: Model, rows: Matrix) -> tuple[Output, CallCost]:
+    """On the model's thread: its output for ``rows`` and what the call cost the thread."""
+    before = usage()
     out = model.predict(rows)
-    return out, time.perf_counter() - t0
+    return out, CallCost.between(before, usage())
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

@@ -15,12 +15,13 @@ Some slow calls are not the model's doing, and are forgiven:
   the allocation that triggers it happens, and pauses the loop as long whichever call it is.
 - A call whose thread neither used ``FAST_S`` of CPU nor waited for anything (it made no
   voluntary context switch: no sleep, I/O, lock or GIL wait) was held up by the machine:
-  preempted, interrupted, or its virtual CPU descheduled by the host. That holds up the loop
-  wherever the model computes, so such calls are forgiven every time. Seen here: a model
-  process computing shadows on the same CPU made several one-row calls a second take
-  0.5-2 ms of wall time for 0.1 ms of CPU and no context switch at all; sending the model back
-  to its thread for those put the champion there for most of a run, and the thread's
-  hand-offs (a wake-up and a preemption per batch) cost the loop more than the stalls.
+  preempted, interrupted, or its virtual CPU descheduled by the host. The loop would have
+  been held up wherever the model computed, so such a call counts as a fast one, on the loop
+  and on the thread alike. Seen here: with a model process computing shadows on the same
+  CPU, several one-row calls a second took 0.5-2 ms of wall time for 0.1 ms of CPU and no
+  context switch at all; sending the champion back to its thread for each put it there for
+  most of an open-loop run, and the thread's hand-offs (a wake-up and a preemption per
+  batch) cost the loop more than the stalls did.
 - A call that waited under ``STALL_S`` of wall time with under ``FAST_S`` of CPU is forgiven
   at most once per ``PROBE`` calls: mostly the GIL, taken by another thread while numpy had
   released it. (Three interleaved A/B runs, open loop with two shadows: p99 1.2-1.5x the
@@ -67,7 +68,8 @@ class InlinePolicy:
         something meanwhile."""
         if self.fixed is not None:
             return
-        if elapsed < FAST_S:
+        held_up = blocked is False and cpu is not None and cpu < FAST_S  # by the machine
+        if elapsed < FAST_S or held_up:
             self._streak += 1
             self._since_forgiven += 1
             if not self._on_loop and self._streak >= PROBE << self._relapses:
@@ -76,12 +78,10 @@ class InlinePolicy:
         self._streak = 0
         if not self._on_loop:
             return
-        if cpu is not None and cpu < FAST_S:
-            if blocked is False:
-                return  # held up by the machine, which would have held the loop up anyway
-            if elapsed < STALL_S and self._since_forgiven >= PROBE:
-                self._since_forgiven = 0
-                return
+        waited = cpu is not None and cpu < FAST_S and elapsed < STALL_S
+        if waited and self._since_forgiven >= PROBE:
+            self._since_forgiven = 0
+            return
         self._on_loop = False
         self._relapses = min(self._relapses + 1, _MAX_RELAPSES)
 
