@@ -58,6 +58,11 @@ def slow_where(row: dict[str, float]) -> str:
     return where(row)
 
 
+def held_up_where(row: dict[str, float]) -> str:
+    CLOCK.take(SLOW * 2, 0.0)  # slow by the wall clock, but the machine's doing: no CPU, no wait
+    return where(row)
+
+
 SLOW_FROM = PROBE + 2  # on the loop after PROBE fast calls, then two more fast ones
 
 

@@ -139,9 +139,10 @@ def test_a_fixed_choice_holds_whatever_the_calls_take(fixed: bool) -> None:
     [
         ("loop_models:where", None, "loop"),
         ("loop_models:slow_where", None, "thread"),
+        ("loop_models:held_up_where", None, "loop"),
         ("loop_models:where", False, "thread"),
     ],
-    ids=["fast", "slow", "inline: false"],
+    ids=["fast", "slow", "held up on its thread", "inline: false"],
 )
 async def test_where_a_champion_computes(
     tmp_path: Path, source: str, inline: bool | None, expected: str, declared_time: None
