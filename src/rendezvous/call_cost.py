@@ -4,10 +4,10 @@ The inline policy (``inline.py``) judges a model by its calls on the event loop,
 call is not always the model's doing: the garbage collector may have run in the middle of
 it, or the machine may have held the thread up. These figures let it tell those apart.
 
-CPU time comes from ``time.thread_time()``: ``getrusage`` reports a thread's CPU time only as
-of its last tick or switch (2.5 ms off for a 0.3 ms call, seen here). ``getrusage`` gives the
-voluntary context switches (sleeps, I/O, lock and GIL waits), on Linux. Each costs one system
-call, about 0.9 µs here.
+CPU time comes from ``time.thread_time()``: the CPU time ``getrusage`` reports for a thread is
+sampled at ticks and adjusted (2.5 ms for a 0.3 ms call, seen here). ``getrusage`` gives the
+voluntary context switches (sleeps, I/O, lock and GIL waits), on Linux. Each is a system
+call; :func:`usage` costs about 2 µs here, twice per call timed.
 """
 
 from __future__ import annotations
