@@ -26,12 +26,12 @@ def test_a_thread_that_sleeps_has_waited() -> None:
 @linux
 def test_a_thread_that_only_computes_has_not_waited() -> None:
     before = usage()
-    deadline = time.thread_time() + 0.002
-    while time.thread_time() < deadline:  # CPU only: no sleep, no I/O, no lock
-        pass
+    # CPU only, in one C call that never lets go of the GIL: no sleep, no I/O, no lock, and
+    # no other thread of the test process can make this one wait for the GIL
+    assert sum(range(3_000_000)) > 0
     cost = CallCost.between(before, usage())
     assert cost.blocked is False
-    assert cost.cpu >= 0.002
+    assert cost.cpu > 0
 
 
 def test_the_collectors_pauses_are_left_out() -> None:
