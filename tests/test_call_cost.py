@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import subprocess
 import sys
 import time
 
@@ -25,13 +26,17 @@ def test_a_thread_that_sleeps_has_waited() -> None:
 
 @linux
 def test_a_thread_that_only_computes_has_not_waited() -> None:
-    before = usage()
-    # CPU only, in one C call that never lets go of the GIL: no sleep, no I/O, no lock, and
-    # no other thread of the test process can make this one wait for the GIL
-    assert sum(range(3_000_000)) > 0
-    cost = CallCost.between(before, usage())
-    assert cost.blocked is False
-    assert cost.cpu > 0
+    # In a process of its own: here, any other thread of the test run that wants the GIL
+    # would make this one wait for it, which is a wait (and counted as one).
+    code = (
+        "from rendezvous.call_cost import CallCost, usage\n"
+        "before = usage()\n"
+        "x = sum(range(300_000))\n"  # CPU only: no sleep, no I/O, no lock
+        "cost = CallCost.between(before, usage())\n"
+        "print(cost.blocked, cost.cpu > 0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "True"]
 
 
 def test_the_collectors_pauses_are_left_out() -> None:
