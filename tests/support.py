@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rendezvous.config import Deployment, parse_deployment
+from rendezvous.priority import request_slice
 
 FIXTURES = Path(__file__).parent / "fixtures"
+LINUX = sys.platform.startswith("linux")
+T = TypeVar("T")
 
 
 def deployment(
@@ -31,3 +37,27 @@ def deployment(
 
 def py(name: str, fn: str, role: str = "challenger", **over: Any) -> dict[str, Any]:
     return {"name": name, "kind": "python", "source": f"e2e_models:{fn}", "role": role, **over}
+
+
+def in_new_thread(function: Callable[[], T]) -> T:
+    """``function()`` on a thread of its own, so the test process's threads keep theirs."""
+    out: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(function())
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return out[0]
+
+
+def custom_slices() -> bool:
+    """Whether this kernel keeps a slice a thread asks for (EEVDF custom slices, 6.12+)."""
+    return LINUX and in_new_thread(lambda: request_slice(0.004))

@@ -7,6 +7,7 @@ lifespan, so ``uvicorn`` (or any ASGI server) owns the whole lifecycle.
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
+from ..priority import request_slice
 from ..service import Rendezvous
 from . import admin, compare, dashboard, feedback, learning, native, oip
 from .fastpath import PredictFastPath
@@ -25,7 +27,18 @@ from .openapi import DOCS_HTML, openapi_document
 
 __all__ = ["create_app"]
 
+log = logging.getLogger("rendezvous.api")
+
 DEFAULT_MAX_BODY = 1 << 20  # 1 MiB: thousands of rows; larger batches belong in files
+# The time slice the event loop's thread asks the kernel for (Linux 6.12+, see
+# priority.request_slice), instead of the default (1.4 ms here): the loop is not preempted
+# in the middle of a burst of requests unless it has run this long. Measured with
+# `perf sched` over 5 s at 867 requests/s, one CPU, two shadows in the model process beside
+# it: the loop thread's time runnable but not running fell from 151 to 82 ms, and from 95
+# to 49 ms with the champion alone; the model process's preemptions of it (~1 ms each)
+# from 44 to 11 ms. As long as Python's GIL switch interval: a thread of the process that
+# wants the CPU meanwhile waits no longer than it would for the GIL.
+LOOP_SLICE_S = 0.005
 
 
 async def metrics(request: Request) -> Response:
@@ -57,6 +70,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        # On the event loop's thread: see LOOP_SLICE_S
+        if not request_slice(LOOP_SLICE_S):
+            log.debug("this kernel keeps the event loop's default time slice")
         await service.start()
         # Everything loaded so far (models, libraries) lives as long as the process: move it
         # out of the collector's sight, so full collections stay short while serving.
