@@ -34,10 +34,11 @@ DEFAULT_MAX_BODY = 1 << 20  # 1 MiB: thousands of rows; larger batches belong in
 # priority.request_slice), instead of the default (1.4 ms here): the loop is not preempted
 # in the middle of a burst of requests unless it has run this long. Measured with
 # `perf sched` over 5 s at 867 requests/s, one CPU, two shadows in the model process beside
-# it: the loop thread's time runnable but not running fell from 151 to 82 ms, and from 95
-# to 49 ms with the champion alone; the model process's preemptions of it (~1 ms each)
-# from 44 to 11 ms. As long as Python's GIL switch interval: a thread of the process that
-# wants the CPU meanwhile waits no longer than it would for the GIL.
+# it: the model process's preemptions of the loop (~1 ms each) fell from 44 to 13-17 ms,
+# the loop's time runnable but not running from 151 to 103-110 ms (with the champion
+# alone, 95 ms before and 73-105 ms after: host noise). As long as Python's GIL switch
+# interval: a thread of the process that wants the CPU meanwhile waits no longer than it
+# would for the GIL.
 LOOP_SLICE_S = 0.005
 
 
