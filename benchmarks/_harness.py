@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import math
 import os
 import re
 import shutil
@@ -19,12 +20,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-__all__ = ["Processes", "Result", "Server", "closed_loop", "open_loop", "wrk"]
+__all__ = ["Processes", "Result", "Server", "closed_loop", "open_loop", "open_loop_in_turns", "wrk"]
 
 TASKSET = shutil.which("taskset")
+# Between two servers' turns: longer than the archive writers' flush intervals (0.1 s in the
+# serving process, 0.2 s in a model process), so what one server still writes after its
+# turn is done before the other's begins.
+GAP_S = 0.3
 
 
 def pinned(cpu: int, argv: Sequence[str]) -> list[str]:
@@ -185,21 +191,31 @@ class _Conn(asyncio.Protocol):
 
 async def _open_loop(host: str, port: int, path: str, body: bytes, rate: float,
                      seconds: float, connections: int) -> Result:  # fmt: skip
+    (result,) = await _alternating(host, [port], path, body, rate, seconds, seconds, connections)
+    return result
+
+
+async def _alternating(host: str, ports: list[int], path: str, body: bytes, rate: float,
+                       seconds: float, segment: float,
+                       connections: int) -> list[Result]:  # fmt: skip
+    """Open loop at ``rate`` for ``seconds`` per server, the servers taking turns in
+    segments of ``segment`` seconds (A B B A …, a pause of ``GAP_S`` between segments)."""
     loop = asyncio.get_running_loop()
     request = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
-    idle: asyncio.Queue[_Conn] = asyncio.Queue()
-    for _ in range(connections):
-        _, proto = await loop.create_connection(_Conn, host, port)
-        idle.put_nowait(proto)
-    latencies: list[float] = []
-    errors = 0
+    idle: list[asyncio.Queue[_Conn]] = []
+    for port in ports:
+        idle.append(asyncio.Queue())
+        for _ in range(connections):
+            _, proto = await loop.create_connection(_Conn, host, port)
+            idle[-1].put_nowait(proto)
+    latencies: list[list[float]] = [[] for _ in ports]
+    errors = [0 for _ in ports]
 
-    async def one(scheduled: float) -> None:
-        nonlocal errors
-        conn = await idle.get()
+    async def one(k: int, scheduled: float) -> None:
+        conn = await idle[k].get()
         conn.waiter = loop.create_future()
         assert conn.transport is not None
         conn.transport.write(request)
@@ -207,33 +223,46 @@ async def _open_loop(host: str, port: int, path: str, body: bytes, rate: float,
             await conn.waiter
             # measured from the moment the request was due: queueing counts (no
             # coordinated omission)
-            latencies.append(time.perf_counter() - scheduled)
+            latencies[k].append(time.perf_counter() - scheduled)
         except RuntimeError:
-            errors += 1
-        idle.put_nowait(conn)
+            errors[k] += 1
+        idle[k].put_nowait(conn)
 
-    n = int(rate * seconds)
+    turns = list(range(len(ports)))
+    order = (turns + turns[::-1]) * math.ceil(seconds / segment / 2)
+    order = order[: max(1, round(seconds / segment)) * len(ports)]
+    per_segment = int(rate * min(segment, seconds))
     # The generator must not stall on its own: a collection walking thousands of live tasks
     # would make every request due meanwhile look late (the server's p99 would be the
     # generator's). Nothing here makes cycles, so collection waits for the end.
     gc.disable()
     tasks: set[asyncio.Future[None]] = set()
+    elapsed = [0.0 for _ in ports]
     start = time.perf_counter()
-    for i in range(n):
-        due = start + i / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        task = asyncio.ensure_future(one(due))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+    for k in order:
+        if len(ports) > 1:
+            await asyncio.sleep(GAP_S)
+        begin = time.perf_counter()
+        for i in range(per_segment):
+            due = begin + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.ensure_future(one(k, due))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        elapsed[k] += per_segment / rate
     while tasks:
         await asyncio.gather(*tasks)
-    elapsed = time.perf_counter() - start
+    if len(ports) == 1:
+        elapsed[0] = time.perf_counter() - start
     gc.enable()
-    arr = np.array(latencies) * 1000
-    return Result(len(latencies) / elapsed, float(np.percentile(arr, 50)),
-                  float(np.percentile(arr, 99)), errors)  # fmt: skip
+    results = []
+    for lat, errs, took in zip(latencies, errors, elapsed, strict=True):
+        arr = np.array(lat) * 1000
+        results.append(Result(len(lat) / took, float(np.percentile(arr, 50)),
+                              float(np.percentile(arr, 99)), errs))  # fmt: skip
+    return results
 
 
 async def _closed_loop(host: str, port: int, path: str, body: bytes, connections: int,
@@ -271,26 +300,38 @@ async def _closed_loop(host: str, port: int, path: str, body: bytes, connections
                   float(np.percentile(arr, 99)), errors)  # fmt: skip
 
 
-def _generate(function: str, args: tuple[object, ...], pin: bool = True) -> Result:
+def _generate(function: str, args: tuple[object, ...], pin: bool = True) -> Any:
     # a separate process, pinned to the other core (unless ``pin`` is False), so the
     # generator never shares the server's CPU
     code = (
-        f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        f"import sys, json, dataclasses; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
         "import _harness as h, uvloop; "
-        f"r = uvloop.run(h.{function}(*{args!r})); print(json.dumps(r.__dict__))"
+        f"r = uvloop.run(h.{function}(*{args!r})); "
+        "print(json.dumps([x.__dict__ for x in r] if isinstance(r, list) else r.__dict__))"
     )
     argv = [sys.executable, "-c", code]
     proc = subprocess.run(pinned(1, argv) if pin else argv, capture_output=True, text=True,
                           check=False)  # fmt: skip
     if proc.returncode != 0:
         raise RuntimeError(f"load generator failed: {proc.stderr[-3000:]}")
-    return Result(**json.loads(proc.stdout))
+    return json.loads(proc.stdout)
 
 
 def open_loop(port: int, path: str, body: bytes, *, rate: float, seconds: float,
               connections: int = 64) -> Result:  # fmt: skip
     """Fixed offered load (requests/s), latency measured from each request's due time."""
-    return _generate("_open_loop", ("127.0.0.1", port, path, body, rate, seconds, connections))
+    return Result(**_generate("_open_loop", ("127.0.0.1", port, path, body, rate, seconds,
+                                             connections)))  # fmt: skip
+
+
+def open_loop_in_turns(ports: Sequence[int], path: str, body: bytes, *, rate: float,
+                       seconds: float, segment: float = 0.5,
+                       connections: int = 64) -> list[Result]:  # fmt: skip
+    """The same fixed offered load on each of several running servers, in turns of
+    ``segment`` seconds until each has had ``seconds``: a drift of the machine (a noisy
+    neighbour, a host daemon) lands on all of them alike instead of on whichever ran then."""
+    args = ("127.0.0.1", list(ports), path, body, rate, seconds, segment, connections)
+    return [Result(**r) for r in _generate("_alternating", args)]
 
 
 def closed_loop(port: int, path: str, body: bytes, *, connections: int, seconds: float,
@@ -301,4 +342,4 @@ def closed_loop(port: int, path: str, body: bytes, *, connections: int, seconds:
         url = f"http://127.0.0.1:{port}{path}"
         return wrk(url, body, connections=connections, seconds=seconds, pin=pin)
     args = ("127.0.0.1", port, path, body, connections, seconds)
-    return _generate("_closed_loop", args, pin)
+    return Result(**_generate("_closed_loop", args, pin))

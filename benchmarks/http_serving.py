@@ -14,7 +14,11 @@ capacity, and half the capacity of the slower of (b) and (c). Servers are pinned
 (a model process they start inherits that), the load generator to CPU 1.
 
 A p99 over a few seconds on a small shared machine moves by 2x from one run to the next,
-so the open loop runs (b) and (c) in turn ``--repeats`` times and compares the medians.
+and the machine's speed drifts by more than that within a minute (a neighbour on the host,
+a host daemon): so in the open loop (b) and (c) run side by side, idle but for the load,
+which goes to each in turn in half-second segments (A B B A …) until each has had
+``--seconds``; this is repeated ``--repeats`` times with fresh servers, and the medians
+compared.
 
     .venv/bin/python benchmarks/http_serving.py [--seconds 10] [--repeats 3]
 """
@@ -22,6 +26,7 @@ so the open loop runs (b) and (c) in turn ``--repeats`` times and compares the m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sqlite3
 import statistics
 import sys
@@ -30,7 +35,7 @@ from pathlib import Path
 
 import joblib
 import yaml
-from _harness import Result, Server, closed_loop, open_loop
+from _harness import Result, Server, closed_loop, open_loop, open_loop_in_turns
 from sklearn.datasets import load_breast_cancer
 from sklearn.linear_model import LogisticRegression
 
@@ -165,13 +170,16 @@ def main() -> None:
         ratios: dict[str, float] = {}
         for label, rate in rates.items():
             runs: dict[str, list[Result]] = {"(b) champ": [], "(c) +2 sh": []}
-            for _ in range(args.repeats):  # in turn, so drifts of the machine hit both
-                for name, results in runs.items():
-                    make, path = variants[name]
-                    with make() as server:
-                        open_loop(server.port, path, body, rate=rate, seconds=2)  # warm-up
-                        r = open_loop(server.port, path, body, rate=rate, seconds=args.seconds)
-                        results.append(r)
+            for _ in range(args.repeats):  # fresh servers each time
+                with contextlib.ExitStack() as stack:
+                    servers = [stack.enter_context(variants[name][0]()) for name in runs]
+                    for server in servers:
+                        open_loop(server.port, PATH, body, rate=rate, seconds=2)  # warm-up
+                    # both up, the load on each in turn: drifts of the machine hit both
+                    ports = [server.port for server in servers]
+                    turns = open_loop_in_turns(ports, PATH, body, rate=rate, seconds=args.seconds)
+                for (name, results), r in zip(runs.items(), turns, strict=True):
+                    results.append(r)
                     print(row(name, f"{rate:.0f}/s", r, None) + f"  {label} (one run)")
             b, c = (median(results) for results in runs.values())
             print(row("(b) champ", f"{rate:.0f}/s", b, None) + f"  {label} median")
