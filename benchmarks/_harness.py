@@ -173,6 +173,11 @@ class _Conn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        # the server closed it (an idle keep-alive connection, say): an error, not a hang
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(RuntimeError(f"connection lost: {exc}"))
+
     def data_received(self, data: bytes) -> None:
         self.buf += data
         head, sep, rest = self.buf.partition(b"\r\n\r\n")
@@ -216,6 +221,8 @@ async def _alternating(host: str, ports: list[int], path: str, body: bytes, rate
 
     async def one(k: int, scheduled: float) -> None:
         conn = await idle[k].get()
+        if conn.transport is None or conn.transport.is_closing():  # closed while idle
+            _, conn = await loop.create_connection(_Conn, host, ports[k])
         conn.waiter = loop.create_future()
         assert conn.transport is not None
         conn.transport.write(request)
