@@ -185,7 +185,7 @@ def main() -> None:
             b, c = (median(results) for results in runs.values())
             print(row("(b) champ", f"{rate:.0f}/s", b, None) + f"  {label} median")
             print(row("(c) +2 sh", f"{rate:.0f}/s", c, b) + f"  {label} median")
-            # each repeat is a pair measured side by side: its ratio is free of the drift
+            # each repeat is a pair measured side by side: its ratio shares the drift it saw
             pairs = [cr.p99_ms / br.p99_ms for br, cr in zip(*runs.values(), strict=True)]
             ratios[label] = statistics.median(pairs)
             print(
