@@ -204,7 +204,8 @@ async def _alternating(host: str, ports: list[int], path: str, body: bytes, rate
                        seconds: float, segment: float,
                        connections: int) -> list[Result]:  # fmt: skip
     """Open loop at ``rate`` for ``seconds`` per server, the servers taking turns in
-    segments of ``segment`` seconds (A B B A …, a pause of ``GAP_S`` between segments)."""
+    segments of ``segment`` seconds (A B B A …, a pause of ``GAP_S`` before each turn when
+    there are several; one server gets one segment of ``seconds``, as before)."""
     loop = asyncio.get_running_loop()
     request = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
@@ -311,7 +312,7 @@ def _generate(function: str, args: tuple[object, ...], pin: bool = True) -> Any:
     # a separate process, pinned to the other core (unless ``pin`` is False), so the
     # generator never shares the server's CPU
     code = (
-        f"import sys, json, dataclasses; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        f"import sys, json; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
         "import _harness as h, uvloop; "
         f"r = uvloop.run(h.{function}(*{args!r})); "
         "print(json.dumps([x.__dict__ for x in r] if isinstance(r, list) else r.__dict__))"
