@@ -98,6 +98,10 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int = 0
+    # open loop only: p99 of how late the generator itself got to a request (its own
+    # stalls: the host preempting it, its loop busy with answers); part of every latency
+    # above, the same for every server it loads, and none of the server's doing
+    late_p99_ms: float = 0.0
 
 
 def _ms(text: str) -> float:
@@ -218,9 +222,11 @@ async def _alternating(host: str, ports: list[int], path: str, body: bytes, rate
             _, proto = await loop.create_connection(_Conn, host, port)
             idle[-1].put_nowait(proto)
     latencies: list[list[float]] = [[] for _ in ports]
+    lateness: list[list[float]] = [[] for _ in ports]
     errors = [0 for _ in ports]
 
     async def one(k: int, scheduled: float) -> None:
+        lateness[k].append(time.perf_counter() - scheduled)
         conn = await idle[k].get()
         if conn.transport is None or conn.transport.is_closing():  # closed while idle
             _, conn = await loop.create_connection(_Conn, host, ports[k])
@@ -266,10 +272,11 @@ async def _alternating(host: str, ports: list[int], path: str, body: bytes, rate
         elapsed[0] = time.perf_counter() - start
     gc.enable()
     results = []
-    for lat, errs, took in zip(latencies, errors, elapsed, strict=True):
+    for lat, late, errs, took in zip(latencies, lateness, errors, elapsed, strict=True):
         arr = np.array(lat) * 1000
         results.append(Result(len(lat) / took, float(np.percentile(arr, 50)),
-                              float(np.percentile(arr, 99)), errs))  # fmt: skip
+                              float(np.percentile(arr, 99)), errs,
+                              float(np.percentile(np.array(late) * 1000, 99))))  # fmt: skip
     return results
 
 
