@@ -100,7 +100,7 @@ class Result:
     errors: int = 0
     # open loop only: p99 of how late the generator itself got to a request (its own
     # stalls: the host preempting it, its loop busy with answers); part of every latency
-    # above, the same for every server it loads, and none of the server's doing
+    # above, falling on every server it loads alike, and none of the server's doing
     late_p99_ms: float = 0.0
 
 
@@ -205,11 +205,15 @@ async def _open_loop(host: str, port: int, path: str, body: bytes, rate: float,
 
 
 async def _alternating(host: str, ports: list[int], path: str, body: bytes, rate: float,
-                       seconds: float, segment: float,
-                       connections: int) -> list[Result]:  # fmt: skip
+                       seconds: float, segment: float, connections: int,
+                       trace: str | None = None) -> list[Result]:  # fmt: skip
     """Open loop at ``rate`` for ``seconds`` per server, the servers taking turns in
     segments of ``segment`` seconds (A B B A …, a pause of ``GAP_S`` before each turn when
-    there are several; one server gets one segment of ``seconds``, as before)."""
+    there are several; one server gets one segment of ``seconds``, as before).
+
+    With ``trace``, each server's answered requests are saved to ``{trace}.{k}.npy`` as rows
+    of (due, started, done) on ``time.perf_counter()``'s clock (CLOCK_MONOTONIC on Linux,
+    the clock ``perf record -k mono`` stamps events with)."""
     loop = asyncio.get_running_loop()
     request = (
         f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
@@ -223,10 +227,12 @@ async def _alternating(host: str, ports: list[int], path: str, body: bytes, rate
             idle[-1].put_nowait(proto)
     latencies: list[list[float]] = [[] for _ in ports]
     lateness: list[list[float]] = [[] for _ in ports]
+    traced: list[list[tuple[float, float, float]]] = [[] for _ in ports]
     errors = [0 for _ in ports]
 
     async def one(k: int, scheduled: float) -> None:
-        lateness[k].append(time.perf_counter() - scheduled)
+        started = time.perf_counter()
+        lateness[k].append(started - scheduled)
         conn = await idle[k].get()
         if conn.transport is None or conn.transport.is_closing():  # closed while idle
             _, conn = await loop.create_connection(_Conn, host, ports[k])
@@ -237,7 +243,10 @@ async def _alternating(host: str, ports: list[int], path: str, body: bytes, rate
             await conn.waiter
             # measured from the moment the request was due: queueing counts (no
             # coordinated omission)
-            latencies[k].append(time.perf_counter() - scheduled)
+            done = time.perf_counter()
+            latencies[k].append(done - scheduled)
+            if trace is not None:
+                traced[k].append((scheduled, started, done))
         except RuntimeError:
             errors[k] += 1
         idle[k].put_nowait(conn)
@@ -271,6 +280,9 @@ async def _alternating(host: str, ports: list[int], path: str, body: bytes, rate
     if len(ports) == 1:
         elapsed[0] = time.perf_counter() - start
     gc.enable()
+    if trace is not None:
+        for k, rows in enumerate(traced):
+            np.save(f"{trace}.{k}.npy", np.array(rows).reshape(-1, 3))
     results = []
     for lat, late, errs, took in zip(latencies, lateness, errors, elapsed, strict=True):
         arr = np.array(lat) * 1000
@@ -340,12 +352,13 @@ def open_loop(port: int, path: str, body: bytes, *, rate: float, seconds: float,
 
 
 def open_loop_in_turns(ports: Sequence[int], path: str, body: bytes, *, rate: float,
-                       seconds: float, segment: float = 0.5,
-                       connections: int = 64) -> list[Result]:  # fmt: skip
+                       seconds: float, segment: float = 0.5, connections: int = 64,
+                       trace: str | None = None) -> list[Result]:  # fmt: skip
     """The same fixed offered load on each of several running servers, in turns of
     ``segment`` seconds until each has had ``seconds``: a drift of the machine (a noisy
-    neighbour, a host daemon) lands on all of them alike instead of on whichever ran then."""
-    args = ("127.0.0.1", list(ports), path, body, rate, seconds, segment, connections)
+    neighbour, a host daemon) lands on all of them alike instead of on whichever ran then.
+    ``trace``: see :func:`_alternating`."""
+    args = ("127.0.0.1", list(ports), path, body, rate, seconds, segment, connections, trace)
     return [Result(**r) for r in _generate("_alternating", args)]
 
 

@@ -24,7 +24,7 @@ printed beside it): one pair's ratio alone moves between 0.7 and 1.5 here.
 The open loop's last column, "gen late", is the p99 of how late the generator itself got
 to a request (its own loop busy, or the host preempting it: a memory-monitoring kernel
 thread takes a few ms of a core every half second on these machines). It is part of every
-latency in the row, is the same for both servers, and is none of theirs: a p99 not far
+latency in the row, falls on both servers alike, and is none of theirs: a p99 not far
 above it says the server's own tail is small.
 
     .venv/bin/python benchmarks/http_serving.py [--seconds 10] [--repeats 5]
