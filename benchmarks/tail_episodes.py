@@ -23,6 +23,7 @@ import contextlib
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -127,7 +128,7 @@ def main() -> None:
                 labels |= thread_labels(tag, server.proc.pid)
             open_loop_in_turns([s.port for s in servers], PATH, body, rate=args.rate,
                                seconds=args.seconds, trace=str(tmp / "trace"))  # fmt: skip
-            perf.send_signal(2)  # SIGINT: perf writes what it has and exits
+            perf.send_signal(signal.SIGINT)  # perf writes what it has and exits
             _, err = perf.communicate()
             if b"Captured and wrote" not in err:  # its exit code is the interrupted sleep's
                 sys.exit(f"perf record failed: {err.decode()[-2000:]}")
