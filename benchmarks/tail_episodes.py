@@ -8,12 +8,16 @@ linux-perf``, and root or ``kernel.perf_event_paranoid <= -1``). The slowest 1 %
 server's requests are grouped into episodes (requests due within 5 ms of each other); for
 the largest episodes it prints how late the generator itself was and which threads held
 CPU 0 (the servers) and CPU 1 (the generator) from 4 ms before the episode to 2 ms after.
+Before that, for every request, its latency from when the generator got to it, grouped by
+what held CPU 0 at that moment (idle, the serving loop, the model process, ...).
 
     .venv/bin/python benchmarks/tail_episodes.py [--rate 4000] [--seconds 6] [--top 12]
 
 What it showed on the 2-core machines here: most episodes are the host's (a DAMON kernel
 thread, ``kdamond``, every ~0.5 s for 2-7 ms, on whichever CPU it lands), in (b) and (c)
-alike; the generator's own lateness is ~1 ms at p99.
+alike; the generator's own lateness is ~1 ms at p99. And (c)'s requests that start while
+its model process holds CPU 0 are no slower than those that find CPU 0 idle: preempting
+a model process costs a request next to nothing; (c) is slower in every group alike.
 """
 
 from __future__ import annotations
@@ -72,6 +76,31 @@ def thread_labels(tag: str, pid: int) -> dict[str, str]:
     return labels
 
 
+def by_holder(started: np.ndarray, done: np.ndarray, spans: list[tuple[int, float, float, str]],
+              labels: dict[str, str]) -> None:  # fmt: skip
+    """Latency from the generator's start, by what held CPU 0 when the request started.
+
+    Tells a cost paid per request that lands on a busy CPU (preempting a model process, say)
+    from one every request pays: the first shows as one group far slower than "idle"."""
+    cpu0 = sorted((began, ended, who) for cpu, began, ended, who in spans if cpu == 0)
+    begins = np.array([span[0] for span in cpu0])
+    at = np.searchsorted(begins, started, side="right") - 1
+    latency = (done - started) * 1000
+    groups: dict[str, list[float]] = defaultdict(list)
+    for k, i in enumerate(at):
+        who = "?"
+        if i >= 0 and cpu0[i][1] >= started[k]:
+            who = cpu0[i][2]
+            who = "idle" if who.startswith("swapper") else labels.get(who, who.split(":")[0])
+            who = re.sub(r"thread \d+", "thread", who)  # a server's threads, as one
+        groups[who].append(latency[k])
+    print("  latency from the generator's start, by what held CPU 0 then:")
+    for who, values in sorted(groups.items(), key=lambda kv: -len(kv[1]))[:6]:
+        share = 100 * len(values) / len(latency)
+        p50, p99 = np.percentile(values, [50, 99])
+        print(f"    {who:<34} {share:5.1f} %  p50 {p50:5.2f} ms  p99 {p99:5.2f} ms")
+
+
 def report(name: str, trace: np.ndarray, spans: list[tuple[int, float, float, str]],
            top: int, labels: dict[str, str]) -> None:  # fmt: skip
     due, started, done = trace.T
@@ -80,6 +109,7 @@ def report(name: str, trace: np.ndarray, spans: list[tuple[int, float, float, st
     late = (started - due) * 1000
     print(f"\n{name}: p50 {np.percentile(latency, 50):.2f} ms, p99 {p99:.2f} ms; "
           f"generator late p99 {np.percentile(late, 99):.2f} ms")  # fmt: skip
+    by_holder(started, done, spans, labels)
     slow = np.sort(due[latency >= p99])
     episodes = np.split(slow, np.where(np.diff(slow) > EPISODE_GAP_S)[0] + 1)
     print(f"  the slowest 1 % ({len(slow)} requests) in {len(episodes)} episodes; the largest:")
