@@ -8,12 +8,15 @@ wins; if none has, the configured default answers. Without a default the choice 
 ``error``: no model answered and there was nothing to fall back on.
 
 Everything runs on the event loop: scores arrive through :meth:`Collector.deliver`, budgets
-and the deadline are loop timers, so a decision costs no thread hand-off.
+and the deadline are loop timers, so a decision costs no thread hand-off. Decisions read the
+loop's clock, the one its timers fire by; the latency an answer reports does not: uvloop's
+clock moves in whole milliseconds, and most answers take less than one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +52,7 @@ class Answer:
 
 
 class _Mailbox:
-    __slots__ = ("future", "request_id", "schedule", "scores", "start", "timers")
+    __slots__ = ("future", "opened", "request_id", "schedule", "scores", "start", "timers")
 
     def __init__(
         self,
@@ -59,7 +62,8 @@ class _Mailbox:
         schedule: tuple[ScheduleStep, ...],
     ) -> None:
         self.request_id = request_id
-        self.start = start
+        self.start = start  # loop time: budgets and the deadline count from here
+        self.opened = time.perf_counter()  # for the latency the answer reports
         self.future = future
         self.schedule = schedule
         self.scores: dict[str, Score] = {}
@@ -200,13 +204,13 @@ class Collector:
             score = scores.get(step.model)
             if score is not None:
                 if score.error is None:
-                    return self._from_score(box, score, elapsed)
+                    return self._from_score(box, score)
                 continue
             if not final and (step.wait_s is None or elapsed < step.wait_s):
                 return None  # this model may still answer and is preferred: wait
-        return self._fallback(box, elapsed)
+        return self._fallback(box)
 
-    def _from_score(self, box: _Mailbox, score: Score, elapsed: float) -> Answer:
+    def _from_score(self, box: _Mailbox, score: Score) -> Answer:
         if score.model == self.champion:
             reason = "champion"
         elif score.model == box.schedule[0].model and box.schedule is not self.schedule:
@@ -221,11 +225,11 @@ class Collector:
             score.model,
             score.version,
             reason,
-            elapsed * 1000.0,
+            _latency_ms(box),
             detail,
         )
 
-    def _fallback(self, box: _Mailbox, elapsed: float) -> Answer:
+    def _fallback(self, box: _Mailbox) -> Answer:
         detail = self._why(box)
         if self.default is not None:
             return Answer(
@@ -235,10 +239,10 @@ class Collector:
                 None,
                 None,
                 "default",
-                elapsed * 1000.0,
+                _latency_ms(box),
                 detail,
             )
-        return Answer(box.request_id, None, None, None, None, "error", elapsed * 1000.0, detail)
+        return Answer(box.request_id, None, None, None, None, "error", _latency_ms(box), detail)
 
     def _why(self, box: _Mailbox) -> str:
         parts = []
@@ -258,3 +262,7 @@ class Collector:
             t.cancel()
         if not box.future.done():
             box.future.set_result(answer)
+
+
+def _latency_ms(box: _Mailbox) -> float:
+    return (time.perf_counter() - box.opened) * 1000.0
