@@ -20,10 +20,10 @@ FAST, SLOW = FAST_S / 10, FAST_S * 2
 
 @pytest.fixture
 def declared_time(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The executor times calls by what the models declare (see loop_models), not by this
+    """The runner times calls by what the models declare (see loop_models), not by this
     machine's clock: a busy moment must not make a fast call look slow."""
-    monkeypatch.setattr("rendezvous.executor.time", loop_models.CLOCK)
-    monkeypatch.setattr("rendezvous.executor.usage", loop_models.CLOCK.usage)
+    monkeypatch.setattr("rendezvous.runner.time", loop_models.CLOCK)
+    monkeypatch.setattr("rendezvous.runner.usage", loop_models.CLOCK.usage)
 
 
 def test_a_fast_model_moves_to_the_loop_after_a_streak_of_fast_calls() -> None:

@@ -7,36 +7,26 @@ more; a single request never waits for it. Only models nobody waits on first (ch
 canaries) ``linger``: they let a lone request wait a little for company, so their model
 calls come in batches and leave the CPU to the champion.
 
-Synchronous models run on the executor's own thread, so a slow shadow (or one that sleeps)
-never holds the event loop that answers users; ``inline`` models run on the loop itself,
-which saves a thread hand-off, always or while they prove fast (``inline.py``). A model
-exception becomes an error score, never a dead executor.
+How a batch is computed (on the loop, on the model's thread, or awaited; a model exception
+becomes an error score, never a dead executor) is the :class:`~rendezvous.runner.ModelRunner`'s
+business, shared with the model process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-
-import numpy as np
 
 from .archive.base import Archive, DecoyInput
 from .bus.base import Bus
-from .call_cost import CallCost, usage
 from .config import BatchConfig
-from .inline import InlinePolicy
 from .messages import Request, Score
 from .metrics import Metrics
-from .models.base import AsyncModel, Matrix, Model, Output, check_output
+from .runner import AnyModel, ModelRunner
 
 __all__ = ["DecoyExecutor", "Executor", "ModelExecutor"]
 
 log = logging.getLogger("rendezvous.executor")
-
-AnyModel = Model | AsyncModel
 
 
 class Executor:
@@ -177,148 +167,28 @@ class ModelExecutor(Executor):
             consumer=consumer,
             linger_ms=linger_ms,
         )
-        self._model: AnyModel = model
-        self._inline = InlinePolicy(inline)  # None: on the loop while the model is fast
-        self._pool: ThreadPoolExecutor | None = None
-        self._score_latency = self.metrics.score_latency.labels(deployment, model.name)
-        self._errors = self.metrics.model_errors.labels(deployment, model.name)
+        self.runner = ModelRunner(deployment, model, metrics=metrics, inline=inline)
 
     @property
     def model(self) -> AnyModel:
-        return self._model
+        return self.runner.model
 
     def swap(self, model: AnyModel) -> None:
-        """Replace the model; the next batch uses the new object. Assignment is atomic."""
-        self._model = model
-        self._inline.reset()
+        """Replace the model; the next batch uses the new object."""
+        self.runner.swap(model)
 
     async def _close(self) -> None:
-        model = self._model
-        if isinstance(model, AsyncModel):
-            await model.aclose()
-        else:
-            model.close()
-        if self._pool is not None:
-            self._pool.shutdown(wait=False)
-            self._pool = None
+        await self.runner.close()
 
     def _on_drop(self, request: Request) -> None:
         super()._on_drop(request)
         # Dropped work still leaves a trace in the archive: an error score, never silence.
-        score = self._error_score(request, "dropped: model queue full", time.time(), 0.0, 1)
+        score = self.runner.dropped(request, "model queue full")
         task = asyncio.ensure_future(self.bus.publish_scores([score]))
         task.add_done_callback(_log_failure)
 
     async def _handle(self, requests: list[Request]) -> list[Score]:
-        model = self._model  # one object computes the whole batch and names the version
-        started = time.time()
-        t0 = time.perf_counter()
-        try:
-            output = await self._predict(model, requests)
-            scores = self._scores(model, requests, output, started, time.perf_counter() - t0)
-        except Exception as exc:
-            if len(requests) > 1:
-                # one bad row must not fail its neighbours: retry them one by one
-                scores = []
-                for r in requests:
-                    t1 = time.perf_counter()
-                    try:
-                        out = await self._predict(model, [r])
-                        scores += self._scores(model, [r], out, started, time.perf_counter() - t1)
-                    except Exception as row_exc:
-                        scores.append(self._failed(model, r, row_exc, started, t1))
-            else:
-                scores = [self._failed(model, requests[0], exc, started, t0)]
-        return scores
-
-    async def _predict(self, model: AnyModel, requests: Sequence[Request]) -> Output:
-        rows = np.array([r.features for r in requests], dtype=np.float64)
-        if isinstance(model, AsyncModel):
-            out = await model.predict(rows)
-        elif self._inline.fixed:  # always on the loop: nothing to judge, nothing to time
-            out = model.predict(rows)
-        elif self._inline.on_loop:
-            before = usage()
-            try:
-                out = model.predict(rows)
-            finally:  # a slow raise counts too: it held the loop as long
-                self._inline.observe(*CallCost.between(before, usage()))
-        else:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(1, thread_name_prefix=f"model-{self.name}")
-            loop = asyncio.get_running_loop()
-            if self._inline.fixed is False:  # always on its thread: nothing to time either
-                out = await loop.run_in_executor(self._pool, model.predict, rows)
-            else:
-                out, cost = await loop.run_in_executor(self._pool, _timed, model, rows)
-                self._inline.observe(*cost)
-        return check_output(out, len(requests), model.info)
-
-    def _scores(
-        self,
-        model: AnyModel,
-        requests: Sequence[Request],
-        output: Output,
-        started: float,
-        elapsed: float,
-    ) -> list[Score]:
-        latency_ms = elapsed * 1000.0
-        self._score_latency.observe(elapsed)
-        n = len(requests)
-        version = model.version
-        dep, name = self.deployment, self.name
-        probs = output.probabilities
-        done = time.time()
-        return [
-            Score(
-                r.id,
-                dep,
-                name,
-                version,
-                output.predictions[i],
-                probs[i] if probs is not None else None,
-                None,
-                latency_ms,
-                (started - r.received_at) * 1000.0,
-                n,
-                r.reply_to,
-                done,
-            )
-            for i, r in enumerate(requests)
-        ]
-
-    def _failed(
-        self, model: AnyModel, request: Request, exc: Exception, started: float, t0: float
-    ) -> Score:
-        self._errors.inc()
-        message = f"{type(exc).__name__}: {exc}"
-        return self._error_score(
-            request, message, started, (time.perf_counter() - t0) * 1000.0, 1, model.version
-        )
-
-    def _error_score(
-        self,
-        request: Request,
-        message: str,
-        started: float,
-        latency_ms: float,
-        batch_size: int,
-        version: str | None = None,
-    ) -> Score:
-        return Score(
-            request.id,
-            self.deployment,
-            self.name,
-            version if version is not None else self._model.version,
-            None,
-            None,
-            message,
-            latency_ms,
-            (started - request.received_at) * 1000.0,
-            batch_size,
-            request.reply_to,
-            time.time(),
-        )
+        return await self.runner.scores(requests)
 
 
 class DecoyExecutor(Executor):
@@ -355,13 +225,6 @@ class DecoyExecutor(Executor):
             [DecoyInput(r.id, dep, name, r.features, r.received_at) for r in requests]
         )
         return []
-
-
-def _timed(model: Model, rows: Matrix) -> tuple[Output, CallCost]:
-    """On the model's thread: its output for ``rows`` and what the call cost the thread."""
-    before = usage()
-    out = model.predict(rows)
-    return out, CallCost.between(before, usage())
 
 
 def _log_failure(task: asyncio.Future[None]) -> None:

@@ -1,18 +1,20 @@
-"""The model process: the executors of a deployment's shadow models, at idle CPU priority.
+"""The model process: where a deployment's shadow models compute, at idle CPU priority.
 
 Started by :class:`~rendezvous.isolation.host.ModelProcess` as ``python -m
 rendezvous.isolation``. Frames come in on stdin, in order: ``Init``, then an ``Install``
 per model, then ``Work`` (requests) and any later ``Install`` (a new version) or ``Remove``
-(the model moved into the serving process). Inside, it is a small rendezvous of its own: a
-memory bus and one :class:`~rendezvous.executor.ModelExecutor` per model, so batching,
-error scores and bounded queues that drop the oldest work behave exactly as in the serving
-process. Scores go back on stdout; when the deployment's archive is a database, the child
-writes them there itself, so archiving them costs the serving process nothing.
+(the model moved into the serving process). Each frame's requests go to every model's
+:class:`~rendezvous.isolation.lanes.Lane`, which batches, bounds its queue and turns
+failures into error scores as an executor does in the serving process, with no bus in
+between: the shadows' work is CPU the champion's requests compete for, so it is done
+batch-wise (one feature matrix per frame, one call per model per batch). Scores go back on
+stdout; when the deployment's archive is a database, the child writes them there itself,
+so archiving them costs the serving process nothing.
 
 The priority is the point: under ``SCHED_IDLE`` the kernel runs this process only when no
 normal process wants the CPU, so shadows use every idle cycle of the machine and still never
 delay the champion's answer by more than a context switch. When the parent closes stdin the
-executors drain, the archive is flushed, and the process exits.
+lanes drain, the archive is flushed, and the process exits.
 """
 
 from __future__ import annotations
@@ -30,13 +32,12 @@ from prometheus_client import CollectorRegistry
 
 from ..archive import open_archive
 from ..archive.base import Archive
-from ..bus.memory import MemoryBus
 from ..config import BatchConfig
-from ..executor import ModelExecutor
 from ..messages import Score
 from ..metrics import Metrics
 from ..models.base import Model
 from ..priority import lower_priority
+from ..runner import ModelRunner
 from .frames import (
     Archived,
     Init,
@@ -53,6 +54,7 @@ from .frames import (
     header,
     score_frame,
 )
+from .lanes import Frame, Lane
 
 __all__ = ["ENV_PATH", "ENV_PRIORITY", "main"]
 
@@ -70,13 +72,12 @@ _WRITER_IDLE_S = 3600.0
 
 
 class ChildWorker:
-    """The executors of one deployment's isolated models, fed by the parent's frames."""
+    """The lanes of one deployment's isolated models, fed by the parent's frames."""
 
     def __init__(self, init: Init, send: _Sender) -> None:
         self.deployment = init.deployment
         self.specs = {m.name: m for m in init.models}
         self.send = send
-        self.bus = MemoryBus()
         self.metrics = Metrics(CollectorRegistry())  # the parent reports from the scores
         self.archive: Archive | None = None
         if init.archive is not None:
@@ -87,7 +88,8 @@ class ChildWorker:
                 max_buffer=init.archive_buffer,
                 flush_interval=_WRITER_IDLE_S,
             )
-        self.executors: dict[str, ModelExecutor] = {}
+        self.lanes: dict[str, Lane] = {}
+        self._leaving: set[asyncio.Task[None]] = set()  # lanes of removed models, draining
         self._unflushed = 0  # scores sent to the parent and not yet known to be written
         self._outbox: list[Score] = []  # sent as one frame at the end of this loop turn
         self._tasks: list[asyncio.Task[None]] = []
@@ -96,7 +98,6 @@ class ChildWorker:
         if self.archive is not None:
             await asyncio.to_thread(self.archive.start)
             self._tasks.append(asyncio.create_task(self._flushing()))
-        self.bus.subscribe(self._on_scores, reply_to=None)
         self._tasks.append(asyncio.create_task(self._report()))
 
     def _on_scores(self, scores: Sequence[Score]) -> None:
@@ -116,9 +117,10 @@ class ChildWorker:
     async def _flushing(self) -> None:
         while True:
             await asyncio.sleep(ARCHIVE_INTERVAL_S)
-            await self._flush()
+            await self.flush()
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
+        """Write what was scored to the archive, and tell the parent how much."""
         count, self._unflushed = self._unflushed, 0
         if count and self.archive is not None:
             # everything buffered when flush() starts is written when it returns
@@ -129,7 +131,7 @@ class ChildWorker:
         last: dict[str, int] = {}
         while True:
             await asyncio.sleep(STATUS_INTERVAL_S)
-            backlog = {n: self.bus.backlog(self.deployment, n) for n in self.executors}
+            backlog = {n: lane.backlog for n, lane in self.lanes.items()}
             if backlog != last:
                 self.send(Status(backlog))
                 last = backlog
@@ -142,45 +144,41 @@ class ChildWorker:
         except Exception as exc:
             self.send(Installed(frame.model, None, f"{type(exc).__name__}: {exc}"))
             return
-        executor = self.executors.get(frame.model)
-        if executor is not None:
-            executor.swap(model)
+        lane = self.lanes.get(frame.model)
+        if lane is not None:
+            lane.runner.swap(model)
         else:
-            spec = self.specs[frame.model]
-            executor = self.executors[frame.model] = self._executor(spec, model)
-            await executor.start()
+            lane = self.lanes[frame.model] = self._lane(self.specs[frame.model], model)
+            lane.start()
         self.send(Installed(frame.model, model.version))
 
-    def _executor(self, spec: ModelSpec, model: Model) -> ModelExecutor:
-        return ModelExecutor(
-            self.bus,
-            self.deployment,
-            model,
-            batch=BatchConfig.model_validate(spec.batch),
-            capacity=spec.queue_size,
-            metrics=self.metrics,
-            linger_ms=spec.linger_ms,
-            # nobody waits on this loop: unless told otherwise, fast models skip the hand-off
-            inline=spec.inline,
-        )
+    def _lane(self, spec: ModelSpec, model: Model) -> Lane:
+        # nobody waits on this loop: unless told otherwise, fast models skip the hand-off
+        runner = ModelRunner(self.deployment, model, metrics=self.metrics, inline=spec.inline)
+        batch = BatchConfig.model_validate(spec.batch)
+        return Lane(runner, batch=batch, capacity=spec.queue_size, emit=self._on_scores)
 
-    async def work(self, frame: Work) -> None:
-        for request in frame.requests:
-            await self.bus.publish(request)
+    def work(self, frame: Work) -> None:
+        shared = Frame(frame.requests)
+        for lane in self.lanes.values():
+            lane.put(shared)
 
-    async def remove(self, frame: Remove) -> None:
-        executor = self.executors.pop(frame.model, None)
-        if executor is not None:
-            await executor.stop()
+    def remove(self, frame: Remove) -> None:
+        lane = self.lanes.pop(frame.model, None)
+        if lane is not None:  # it computes what it has while the others go on
+            task = asyncio.create_task(lane.stop())
+            self._leaving.add(task)
+            task.add_done_callback(self._leaving.discard)
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Drain every executor, flush the archive."""
+        """Drain every lane, flush the archive."""
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*(e.stop(timeout) for e in self.executors.values()))
+        await asyncio.gather(*(lane.stop(timeout) for lane in self.lanes.values()))
+        await asyncio.gather(*self._leaving)
         self._send_scores()
         if self.archive is not None:
-            await self._flush()
+            await self.flush()
             await asyncio.to_thread(self.archive.stop)
 
 
@@ -219,13 +217,13 @@ async def serve(priority: str) -> None:
                 return  # the parent closed the pipe: drain and go
             if isinstance(frame, Work):
                 assert worker is not None, "Work before Init"
-                await worker.work(frame)
+                worker.work(frame)
             elif isinstance(frame, Install):
                 assert worker is not None, "Install before Init"
                 await worker.install(frame)
             elif isinstance(frame, Remove):
                 assert worker is not None, "Remove before Init"
-                await worker.remove(frame)
+                worker.remove(frame)
             else:
                 worker = ChildWorker(frame, send)
                 await worker.start()

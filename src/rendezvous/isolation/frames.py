@@ -43,12 +43,12 @@ _encoder = msgspec.msgpack.Encoder()
 
 
 class ModelSpec(msgspec.Struct, array_like=True):
-    """How the child runs one model's executor (the model itself comes in ``Install``)."""
+    """How the child runs one model's lane (the model itself comes in ``Install``). Lanes
+    never linger for company: requests arrive in batches already."""
 
     name: str
     batch: dict[str, float | int | None]  # a BatchConfig, as its fields
     queue_size: int
-    linger_ms: float
     inline: bool | None = None  # ModelConfig.inline: unset, calls move to the loop once fast
 
 

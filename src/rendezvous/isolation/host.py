@@ -232,8 +232,7 @@ class ModelProcess:
         specs = []
         for name in self._blobs:
             cfg = self._specs[name]
-            # requests arrive in batches already: the child's executors need not linger
-            specs.append(ModelSpec(name, cfg.batch.model_dump(), cfg.queue_size, 0.0, cfg.inline))
+            specs.append(ModelSpec(name, cfg.batch.model_dump(), cfg.queue_size, cfg.inline))
         base = str(dep.base_dir) if dep.base_dir is not None else None
         archive = dep.archive if self.archive_in_child else None
         return Init(dep.name, archive, base, dep.archive_buffer, specs)

@@ -89,6 +89,10 @@ class AsyncModel(_Base, ABC):
         """Release resources held by the model."""
 
 
+# Predictions that need no conversion; bool is a subclass of int but type() tells them apart.
+_PLAIN = frozenset({int, float, str, bool, type(None)})
+
+
 def _scalar(value: Any) -> Prediction:
     if isinstance(value, np.generic):
         value = value.item()
@@ -105,15 +109,17 @@ def check_output(output: Output, n_rows: int, info: ModelInfo) -> Output:
     preds = output.predictions
     if len(preds) != n_rows:
         raise ValueError(f"model returned {len(preds)} predictions for {n_rows} rows")
-    clean = [_scalar(p) for p in preds]
+    # most adapters hand over ``tolist()`` output: one pass over the types, in C, says so
+    plain = type(preds) is list and set(map(type, preds)) <= _PLAIN
+    clean = preds if plain else [_scalar(p) for p in preds]
     probs = output.probabilities
     if probs is not None:
         if len(probs) != n_rows:
             raise ValueError(f"model returned {len(probs)} probability rows for {n_rows} rows")
-        width = len(info.classes) if info.classes is not None else None
-        for row in probs:
-            if width is not None and len(row) != width:
-                raise ValueError(f"expected {width} probabilities per row, got {len(row)}")
+        if info.classes is not None:
+            width = len(info.classes)
+            for got in set(map(len, probs)) - {width}:
+                raise ValueError(f"expected {width} probabilities per row, got {got}")
     return Output(clean, probs)
 
 
