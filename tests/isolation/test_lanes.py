@@ -72,6 +72,17 @@ def frame(start: int, n: int) -> Frame:
     )
 
 
+def started(*lanes: Lane) -> list[Lane]:
+    for one in lanes:
+        one.start()
+    return list(lanes)
+
+
+def put_all(lanes: list[Lane], shared: Frame) -> None:
+    for one in lanes:
+        one.put(shared)
+
+
 async def until(cond: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + 5.0
     while not cond():
@@ -82,12 +93,8 @@ async def until(cond: Callable[[], bool], what: str) -> None:
 async def test_every_lane_scores_every_request_of_a_frame_once() -> None:
     models = [Recorder("m1", "v1"), Recorder("m2", "v7")]
     sinks = [Sink(), Sink()]
-    lanes = [lane(m, s) for m, s in zip(models, sinks, strict=True)]
-    for one in lanes:
-        one.start()
-    shared = frame(0, 10)
-    for one in lanes:
-        one.put(shared)
+    lanes = started(*(lane(m, s) for m, s in zip(models, sinks, strict=True)))
+    put_all(lanes, frame(0, 10))
     await until(lambda: all(len(s.scores) == 10 for s in sinks), "both lanes scored the frame")
     for model, sink in zip(models, sinks, strict=True):
         got = sink.by_request()
@@ -169,12 +176,9 @@ async def test_a_malformed_row_in_a_frame_fails_alone() -> None:
 async def test_a_model_that_changes_its_input_does_not_change_what_others_see() -> None:
     mutating, other = Recorder("mut", mutate=True), Recorder("other")
     sinks = [Sink(), Sink()]
-    lanes = [lane(mutating, sinks[0]), lane(other, sinks[1])]
-    for one in lanes:
-        one.start()
+    lanes = started(lane(mutating, sinks[0]), lane(other, sinks[1]))
     shared = frame(0, 5)
-    for one in lanes:
-        one.put(shared)
+    put_all(lanes, shared)
     await until(lambda: all(len(s.scores) == 5 for s in sinks), "both lanes scored")
     assert [s.prediction for s in sinks[1].scores] == [0.0, 1.0, 2.0, 3.0, 4.0]
     assert shared.rows is not None and shared.rows[:, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
@@ -202,13 +206,9 @@ async def test_a_slow_lane_does_not_hold_up_another() -> None:
     slow, fast = Recorder("slow"), Recorder("fast")
     sinks = [Sink(), Sink()]
     slow.gate.clear()
-    lanes = [lane(slow, sinks[0], inline=False), lane(fast, sinks[1])]
-    for one in lanes:
-        one.start()
+    lanes = started(lane(slow, sinks[0], inline=False), lane(fast, sinks[1]))
     for start in (0, 3):
-        shared = frame(start, 3)
-        for one in lanes:
-            one.put(shared)
+        put_all(lanes, frame(start, 3))
     await until(lambda: len(sinks[1].scores) == 6, "the fast lane scored everything")
     assert sinks[0].scores == []
     slow.gate.set()
