@@ -33,7 +33,7 @@ import resource  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import msgspec  # noqa: E402
@@ -48,6 +48,8 @@ from rendezvous.messages import Request, Score  # noqa: E402
 from rendezvous.models import load_model  # noqa: E402
 from rendezvous.models.base import Model  # noqa: E402
 from rendezvous.runner import matrix_of  # noqa: E402
+
+Settle = Callable[[], Awaitable[None]]  # until a variant's work is done (its archive written)
 
 
 def cpu() -> float:
@@ -100,7 +102,7 @@ def direct(dep: Deployment, models: list[Model]) -> Callable[[frames.Work], None
 async def measure(
     handle: Callable[[frames.Work], None],
     blobs: list[bytes],
-    settle: Callable[[], object],
+    settle: Settle,
     window: float,
 ) -> float:
     """CPU µs per request for ``blobs`` arriving one per window."""
@@ -114,8 +116,13 @@ async def measure(
         n += len(work.requests)
         await asyncio.sleep(window)
     await asyncio.sleep(0.1)
-    await settle()  # type: ignore[misc]
+    await settle()
     return (cpu() - before) * 1e6 / n
+
+
+def encode_only(frame: frames.ToParent) -> None:
+    """The worker's frames to the parent: encoded as for the pipe, then dropped."""
+    frames.encode(frame)
 
 
 async def child(dep: Deployment, models: list[Model], archive: bool, tmp: Path) -> ChildWorker:
@@ -126,7 +133,7 @@ async def child(dep: Deployment, models: list[Model], archive: bool, tmp: Path) 
     ]  # fmt: skip
     url = f"sqlite:///{tmp / 'archive.db'}" if archive else None
     init = frames.Init(dep.name, url, str(tmp), dep.archive_buffer, specs)
-    worker = ChildWorker(init, lambda frame: frames.encode(frame))
+    worker = ChildWorker(init, encode_only)
     await worker.start()
     for model in models:
         await worker.install(frames.Install(model.name, pickle.dumps(model, 5)))
@@ -138,8 +145,11 @@ async def run(args: argparse.Namespace) -> None:
         tmp = Path(tmpdir)
         _, _, shadows, _ = build(tmp)
         dep = load_deployment(shadows)
-        sync_models = [load_model(c, dep) for c in dep.models if c.role != Role.CHAMPION]
-        assert all(isinstance(m, Model) for m in sync_models)
+        sync_models: list[Model] = []
+        for cfg in dep.models:
+            model = load_model(cfg, dep)
+            if cfg.role != Role.CHAMPION and isinstance(model, Model):
+                sync_models.append(model)
         plain = await child(dep, sync_models, False, tmp)
         archived = await child(dep, sync_models, True, tmp)
 
@@ -149,7 +159,7 @@ async def run(args: argparse.Namespace) -> None:
         async def nothing() -> None:
             return None
 
-        variants: dict[str, tuple[Callable[[frames.Work], None], Callable[[], object]]] = {
+        variants: dict[str, tuple[Callable[[frames.Work], None], Settle]] = {
             "direct": (direct(dep, sync_models), nothing),
             "child": (plain.work, nothing),
             "+archive": (archived.work, flushed),

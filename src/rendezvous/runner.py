@@ -18,13 +18,11 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
-
 from .call_cost import CallCost, usage
 from .inline import InlinePolicy
 from .messages import Request, Score
 from .metrics import Metrics
-from .models.base import AsyncModel, Matrix, Model, Output, check_output
+from .models.base import AsyncModel, Matrix, Model, Output, as_matrix, check_output
 
 __all__ = ["AnyModel", "ModelRunner", "matrix_of"]
 
@@ -33,7 +31,7 @@ AnyModel = Model | AsyncModel
 
 def matrix_of(requests: Sequence[Request]) -> Matrix:
     """The requests' features as one float matrix, a row per request."""
-    return np.array([r.features for r in requests], dtype=np.float64)
+    return as_matrix([r.features for r in requests])
 
 
 class ModelRunner:

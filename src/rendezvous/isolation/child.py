@@ -25,7 +25,7 @@ import logging
 import os
 import pickle
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -74,7 +74,7 @@ _WRITER_IDLE_S = 3600.0
 class ChildWorker:
     """The lanes of one deployment's isolated models, fed by the parent's frames."""
 
-    def __init__(self, init: Init, send: _Sender) -> None:
+    def __init__(self, init: Init, send: Callable[[ToParent], None]) -> None:
         self.deployment = init.deployment
         self.specs = {m.name: m for m in init.models}
         self.send = send
