@@ -28,6 +28,12 @@ def boom(row: dict[str, float]) -> int:
     raise ValueError("boom")
 
 
+def glacial(row: dict[str, float]) -> int:
+    """A champion slow without failing: it answers long after any deadline."""
+    time.sleep(1.0)
+    return 1
+
+
 def slow_batch(rows: Matrix) -> list[int]:
     """A batch function (``options.mode: batch``) that takes SLEEP_S per call."""
     time.sleep(SLEEP_S)

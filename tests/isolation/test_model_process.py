@@ -28,7 +28,7 @@ from rendezvous.collector import Answer
 from rendezvous.config import Deployment, ModelKind, Role, parse_deployment
 from rendezvous.errors import ConfigError
 from rendezvous.executor import ModelExecutor
-from rendezvous.isolation.host import ModelProcess
+from rendezvous.isolation.host import HANDOVER_MS, ModelProcess
 from rendezvous.messages import Score
 from rendezvous.runtime import DeploymentRuntime
 from rendezvous.service import Rendezvous
@@ -309,6 +309,24 @@ async def test_a_failing_champion_hands_work_over_at_once(start: Any) -> None:
     runtime = rv.get("dep")
     answers = await runtime.predict(rows(5))
     assert [a.reason for a in answers] == ["fallback:backup"] * 5
+
+
+async def test_a_champion_too_slow_for_the_deadline_falls_back_within_it(start: Any) -> None:
+    # The champion neither answers nor fails in time, and the hand-over window is longer
+    # than the deadline: only a request still waited for going over early lets the
+    # challenger answer before the deadline.
+    deadline_ms = HANDOVER_MS * 0.8
+    rv = await start(
+        dep([iso("champ", "glacial", "champion"), iso("backup", "negated")],
+            deadline_ms=deadline_ms)
+    )  # fmt: skip
+    runtime = rv.get("dep")
+    for i in range(3):  # one after the other: each opens a new window
+        t0 = time.perf_counter()
+        answer = await runtime.predict_one([float(i + 1), 1.0])
+        elapsed_ms = (time.perf_counter() - t0) * 1000
+        assert (answer.reason, answer.model, answer.prediction) == ("fallback:backup", "backup", 0)
+        assert elapsed_ms < deadline_ms + 50  # by the deadline, not the champion's 1 s
 
 
 async def test_a_slow_shadow_in_the_child_does_not_delay_champion_answers(start: Any) -> None:
