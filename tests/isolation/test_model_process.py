@@ -329,6 +329,24 @@ async def test_a_champion_too_slow_for_the_deadline_falls_back_within_it(start: 
         assert elapsed_ms < deadline_ms + 50  # by the deadline, not the champion's 1 s
 
 
+async def test_answered_requests_wait_for_the_window_and_go_over_together(start: Any) -> None:
+    # The champion answers each at once: nothing is waited for, so the checks that hand a
+    # waited-for request over early leave these to the window, and the shadow computes
+    # them in one batch.
+    shadow = iso("shadow", "negated", batch={"linger_ms": 1000})
+    rv = await start(dep([iso("champ", "sign", "champion"), shadow], deadline_ms=1000))
+    runtime = rv.get("dep")
+    answers = []
+    for i in range(5):  # 100 ms apart: several checks of the window pass meanwhile
+        answers.append(await runtime.predict_one([float(i + 1), 1.0]))
+        await asyncio.sleep(0.1)
+    assert [a.reason for a in answers] == ["champion"] * 5
+    await settle(runtime)
+    archive = archive_of(runtime)
+    shadow_scores = [one_score(archive, a.request_id, "shadow") for a in answers]
+    assert [s.batch_size for s in shadow_scores] == [5] * 5
+
+
 async def test_a_slow_shadow_in_the_child_does_not_delay_champion_answers(start: Any) -> None:
     shadow = iso("shadow", "slow_batch", options={"mode": "batch"})
     rv = await start(dep([iso("champ", "sign", "champion"), shadow]))
