@@ -28,6 +28,7 @@ from rendezvous.collector import Answer
 from rendezvous.config import Deployment, ModelKind, Role, parse_deployment
 from rendezvous.errors import ConfigError
 from rendezvous.executor import ModelExecutor
+from rendezvous.isolation import host
 from rendezvous.isolation.host import HANDOVER_MS, ModelProcess
 from rendezvous.messages import Score
 from rendezvous.runtime import DeploymentRuntime
@@ -370,6 +371,39 @@ async def test_a_slow_shadow_in_the_child_does_not_delay_champion_answers(start:
 
 
 # -- crash ---------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(not LINUX, reason="SIGSTOP")
+async def test_a_model_process_that_stops_reading_sheds_its_oldest_work(
+    start: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The child stops (as a starved one does): once the pipe is full, what waits in the
+    # serving process past the shadow's queue size becomes dropped-work scores, counted,
+    # instead of piling up; the champion answers throughout.
+    monkeypatch.setattr(host, "MAX_UNREAD_BYTES", 0)
+    shadow = iso("shadow", "negated", queue_size=20)
+    rv = await start(dep([iso("champ", "sign", "champion"), shadow]))
+    runtime = rv.get("dep")
+    process = process_of(runtime)
+    pid = child_pid(process)
+    os.kill(pid, signal.SIGSTOP)
+    answers: list[Answer] = []
+    try:
+        for k in range(30):
+            answers.extend(await runtime.predict(rows(100, k * 100)))
+            await asyncio.sleep(0.01)
+        await until(lambda: rv.metrics.dropped.labels("dep", "shadow")._value.get() > 0,
+                    "work is shed")  # fmt: skip
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert [a.reason for a in answers] == ["champion"] * len(answers)
+    await settle(runtime, timeout=20)
+    archive = archive_of(runtime)
+    scores = [one_score(archive, a.request_id, "shadow") for a in answers]
+    dropped = [s for s in scores if not s.ok]
+    assert dropped and all(s.error is not None and s.error.startswith("dropped:") for s in dropped)
+    assert rv.metrics.dropped.labels("dep", "shadow")._value.get() == len(dropped)
+    assert scores[-1].ok  # the newest work was kept
 
 
 @pytest.mark.parametrize("archive", ["memory", "sqlite"])

@@ -23,7 +23,7 @@ import os
 import pickle
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
@@ -326,8 +326,9 @@ class ModelProcess:
             )
             return
         if pipe.unread > MAX_UNREAD_BYTES:
-            self._shed()
-            self._timer = asyncio.get_running_loop().call_later(RETRY_S, self._flush)
+            self._shed()  # its error scores may hand over (and retry) already, re-entering
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(RETRY_S, self._flush)
             return
         self._pending = []
         waiting_for, requests = self._waiting_for, self._requests
@@ -520,13 +521,22 @@ class ModelProcess:
     def _publish_errors(self, scores: list[Score]) -> None:
         if not scores:
             return
-        m, dep = self.metrics, self.name
+        # Per model, not per score: when the child falls behind, thousands of requests a
+        # second are shed here, on the loop that answers users.
+        dropped: Counter[str] = Counter()
+        failed: Counter[str] = Counter()
         for s in scores:
             if s.error is not None and s.error.startswith("dropped:"):
-                m.dropped.labels(dep, s.model).inc()
+                dropped[s.model] += 1
             else:
-                m.model_errors.labels(dep, s.model).inc()
-        self._deliver(scores)
+                failed[s.model] += 1
+        m, dep = self.metrics, self.name
+        for model, n in dropped.items():
+            m.dropped.labels(dep, model).inc(n)
+        for model, n in failed.items():
+            m.model_errors.labels(dep, model).inc(n)
+        if self._wanted([s.request_id for s in scores]):  # shed work was mostly answered
+            self._deliver(scores)
         self._archive(scores)  # the child never saw these: the serving process archives them
 
     def _error(self, request: Request, model: str, why: str, now: float) -> Score:
