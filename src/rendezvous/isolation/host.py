@@ -326,7 +326,9 @@ class ModelProcess:
             )
             return
         if pipe.unread > MAX_UNREAD_BYTES:
-            self._shed()  # its error scores may hand over (and retry) already, re-entering
+            # a request still waited for among the shed hands over at once, re-entering
+            # here, and may have set the retry already
+            self._shed()
             if self._timer is None:
                 self._timer = asyncio.get_running_loop().call_later(RETRY_S, self._flush)
             return
@@ -535,7 +537,9 @@ class ModelProcess:
             m.dropped.labels(dep, model).inc(n)
         for model, n in failed.items():
             m.model_errors.labels(dep, model).inc(n)
-        if self._wanted([s.request_id for s in scores]):  # shed work was mostly answered
+        # only a request still waited for needs its error score now (for a fallback): shed
+        # work was answered long ago, nearly always
+        if self._wanted([s.request_id for s in scores]):
             self._deliver(scores)
         self._archive(scores)  # the child never saw these: the serving process archives them
 
