@@ -148,8 +148,9 @@ class ModelProcess:
         self._ready: asyncio.Future[Ready] | None = None
         self._watch: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
-        self._linger = HANDOVER_MS / 1000.0  # the hand-over window
-        self._check_every = min(self._linger, deployment.deadline_ms / 1000.0 / CHECKS_PER_DEADLINE)
+        self._linger = 0.0  # the hand-over window
+        self._check_every = 0.0
+        self._set_window(HANDOVER_MS)
         self._window_end = 0.0  # loop time
         # _pending[_checked:_aged] were pending at the last check and are not yet known to
         # be answered: the next check asks the collector about them
@@ -201,10 +202,14 @@ class ModelProcess:
         self._bit = {name: 1 << i for i, name in enumerate(self.assigned)}
         lingers = [self._specs[n].batch.linger_ms for n in self.assigned]
         if any(v is not None for v in lingers):
-            self._linger = min(v for v in lingers if v is not None) / 1000.0
-            self._check_every = min(self._check_every, self._linger)
+            self._set_window(min(v for v in lingers if v is not None))
         await self._spawn()
         return list(self.assigned)
+
+    def _set_window(self, ms: float) -> None:
+        self._linger = ms / 1000.0
+        deadline_s = self.deployment.deadline_ms / 1000.0
+        self._check_every = min(self._linger, deadline_s / CHECKS_PER_DEADLINE)
 
     def _warn_local(self, name: str, why: str) -> None:
         log.warning(
